@@ -1,0 +1,7 @@
+"""keras_ganime: forcecore's anime-face DCGAN and the "GANime Faces" experiments in Keras 3."""
+
+import os
+
+# Before TensorFlow is first imported: Keras on TensorFlow, and no wall of C++ start-up logs.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,50 @@
+"""Batches of real images for the training step, drawn on the device from uint8 images held there."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ganime.data import DataError
+
+
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: tf.Tensor | np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255], rounded."""
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class Sampler:
+    """`uniform` draws with replacement, as the reference; `epoch` walks a fresh permutation each
+    epoch and drops the last partial batch. Both are functions of the step and the random
+    generator only, so a resumed run draws the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int, sampling: str, seed: int) -> None:
+        if batch_size > len(images):
+            raise DataError(
+                f"train.batch_size {batch_size} is larger than the dataset ({len(images)} images)"
+            )
+        self.images = tf.constant(images, tf.uint8)
+        self.n = len(images)
+        self.batch_size = batch_size
+        self.sampling = sampling
+        self.seed = seed
+
+    def indices(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
+        if self.sampling == "uniform":
+            return rng.uniform([self.batch_size], 0, self.n, dtype=tf.int64)
+        per_epoch = self.n // self.batch_size
+        step = tf.cast(step, tf.int64)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), step // per_epoch])
+        perm = tf.random.experimental.stateless_shuffle(tf.range(self.n, dtype=tf.int64), seed)
+        first = (step % per_epoch) * self.batch_size
+        return perm[first:first + self.batch_size]
+
+    def __call__(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
+        """A float32 batch in [-1, 1], cast and scaled after the gather, on the device."""
+        return to_float(tf.gather(self.images, self.indices(step, rng)))

@@ -1,0 +1,224 @@
+"""Every setting of a run, as typed dataclasses: the one source of truth.
+
+A config is `experiments/default.toml`, then an experiment file over it, then command-line
+`--set section.key=value` overrides over both. Validation raises `ConfigError` with one line that
+names the key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+OPTIMIZERS = ("adam", "adamax", "sgd")
+
+
+class ConfigError(ValueError):
+    """A bad setting; its message is one line naming the key."""
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 64
+    latent_dim: int = 100
+    upsampling: str = "transpose"  # transpose (reference) | upsample (UpSampling2D + Conv2D)
+    noise: str = "binary"  # binary (reference) | gaussian
+    bn_momentum: float = 0.3
+    leaky_slope: float = 0.2
+    initializer: str = "glorot_uniform"
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # an HDF5 file from `keras_ganime.data prepare`; empty: built-in synthetic faces
+    sampling: str = "uniform"  # uniform with replacement (reference) | epoch (shuffled by epoch)
+    synth_n: int = 20000  # size of the built-in dataset when path is empty
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamax | sgd
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd only
+
+
+@dataclass
+class LabelConfig:
+    soft: float = 0.1  # real targets are 1 - soft * U[0,1), fake targets soft * U[0,1)
+    flip: bool = False  # give the high target to fakes and the low one to reals
+    flip_prob: float = 0.0  # chance that one sample's D target is swapped with the other class's
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    steps: int = 100000
+    warmup_steps: int = 20  # D-only steps at the start, as the reference
+    seed: int = 0
+    fake_bn: str = "inference"  # BatchNorm mode of G when making D's fakes: inference | training
+
+
+@dataclass
+class OutputConfig:
+    runs_dir: str = "runs"
+    name: str = "default"
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 10
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(learning_rate=1e-4))
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def validate(self) -> Config:
+        positive = [
+            "model.image_size", "model.latent_dim", "data.synth_n", "train.batch_size",
+            "train.steps", "output.log_every", "output.sample_every",
+            "output.checkpoint_every", "output.keep_checkpoints",
+            "d_optim.learning_rate", "g_optim.learning_rate",
+        ]
+        for key in positive:
+            if get(self, key) <= 0:
+                raise ConfigError(f"{key} must be positive, got {get(self, key)}")
+        size = self.model.image_size
+        if size < 8 or size & (size - 1):
+            raise ConfigError(f"model.image_size must be a power of two >= 8, got {size}")
+        choices = {
+            "model.upsampling": ("transpose", "upsample"),
+            "model.noise": ("binary", "gaussian"),
+            "data.sampling": ("uniform", "epoch"),
+            "d_optim.name": OPTIMIZERS,
+            "g_optim.name": OPTIMIZERS,
+            "train.fake_bn": ("inference", "training"),
+        }
+        for key, allowed in choices.items():
+            if get(self, key) not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {get(self, key)!r}")
+        unit = [
+            "model.bn_momentum", "labels.soft", "labels.flip_prob",
+            "d_optim.beta_1", "d_optim.beta_2", "g_optim.beta_1", "g_optim.beta_2",
+            "d_optim.momentum", "g_optim.momentum",
+        ]
+        for key in unit:
+            if not 0.0 <= get(self, key) <= 1.0:
+                raise ConfigError(f"{key} must be in [0, 1], got {get(self, key)}")
+        for key in ("model.leaky_slope", "train.warmup_steps", "d_optim.epsilon", "g_optim.epsilon"):
+            if get(self, key) < 0:
+                raise ConfigError(f"{key} must not be negative, got {get(self, key)}")
+        if not self.output.name or "/" in self.output.name:
+            raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
+        return self
+
+
+def get(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value from TOML or the command line against the type of the field's default."""
+    kind = type(default)
+    if kind is float and type(value) is int:
+        return float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    parts = key.split(".")
+    sections = {f.name for f in dataclasses.fields(cfg)}
+    if len(parts) != 2 or parts[0] not in sections:
+        raise ConfigError(f"unknown setting {key!r}; sections are {', '.join(sorted(sections))}")
+    section = getattr(cfg, parts[0])
+    names = {f.name for f in dataclasses.fields(section)}
+    if parts[1] not in names:
+        raise ConfigError(f"unknown setting {key!r}; {parts[0]} has {', '.join(sorted(names))}")
+    setattr(section, parts[1], _coerce(key, value, getattr(section, parts[1])))
+
+
+def merge(cfg: Config, table: dict[str, Any], source: str) -> None:
+    for section, values in table.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: {section!r} must be a [section] table")
+        for name, value in values.items():
+            try:
+                set_value(cfg, f"{section}.{name}", value)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`section.key=value`; the value is read as TOML (1e-3, true, "x"), else as a bare string."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ConfigError(f"--set needs section.key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """default.toml, then the experiment file at `path`, then `section.key=value` overrides."""
+    cfg = Config()
+    default = EXPERIMENTS_DIR / "default.toml"
+    merge(cfg, read_toml(default), str(default))
+    if path is not None and Path(path).resolve() != default.resolve():
+        merge(cfg, read_toml(Path(path)), str(path))
+    for text in overrides:
+        set_value(cfg, *parse_override(text))
+    return cfg.validate()
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(table: dict[str, Any], source: str) -> Config:
+    cfg = Config()
+    merge(cfg, table, source)
+    return cfg.validate()
+
+
+def to_toml(cfg: Config) -> str:
+    lines = []
+    for section, values in to_dict(cfg).items():
+        lines.append(f"[{section}]")
+        for name, value in values.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{name} = {text}")
+        lines.append("")
+    return "\n".join(lines)

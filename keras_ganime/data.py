@@ -1,0 +1,328 @@
+"""Image data: a folder of images -> one HDF5 file (`prepare`), the built-in synthetic faces
+(`synth`), and loading for training (`load_images`; device batches are in `batches.py`).
+
+No TensorFlow here: `prepare` starts worker processes that should not pay for importing it.
+
+HDF5 layout (one file per dataset):
+    images       (N, S, S, 3) uint8 RGB
+    labels       (N,) int32, index into class_names; -1 where an image has no class
+    class_names  (C,) str
+    filenames    (N,) str, each image's source path relative to the source folder
+    attributes   (N, K) int32 and attribute_names (K,) str: only for the synthetic faces
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import multiprocessing.pool
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from keras_ganime import synth as synth_faces
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_DIR / "data"
+STR = h5py.string_dtype()
+
+
+class DataError(ValueError):
+    """Bad input data; its message is one line naming the file or folder at fault."""
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, S, S, 3) uint8
+    labels: np.ndarray  # (N,) int32
+    class_names: list[str]
+    filenames: list[str]
+
+
+@dataclass
+class PrepareSummary:
+    count: int
+    seconds: float
+    out: Path
+    megabytes: float
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    ignored: int = 0  # files whose extension Pillow does not read
+
+    def __str__(self) -> str:
+        text = (
+            f"wrote {self.count} images to {self.out} ({self.megabytes:.1f} MB) in "
+            f"{self.seconds:.1f} s ({self.count / max(self.seconds, 1e-9):.0f} images/s)"
+        )
+        if self.ignored:
+            text += f"; ignored {self.ignored} files that are not images by name"
+        if self.bad:
+            shown = "\n".join(f"  {name}: {why}" for name, why in self.bad[:20])
+            more = f"\n  ... and {len(self.bad) - 20} more" if len(self.bad) > 20 else ""
+            text += f"\nskipped {len(self.bad)} unreadable files:\n{shown}{more}"
+        return text
+
+
+def write_h5(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    filenames: list[str],
+    attributes: dict[str, tuple[np.ndarray, tuple[str, ...]]] | None = None,
+) -> None:
+    """Write atomically: a killed write never leaves a half file under the final name."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("images", data=images, dtype=np.uint8)
+        f.create_dataset("labels", data=np.asarray(labels, np.int32))
+        f.create_dataset("class_names", data=class_names, dtype=STR)
+        f.create_dataset("filenames", data=filenames, dtype=STR)
+        if attributes:
+            f.create_dataset(
+                "attributes", data=np.stack([v for v, _ in attributes.values()], 1).astype(np.int32)
+            )
+            f.create_dataset("attribute_names", data=list(attributes), dtype=STR)
+            f.attrs["attribute_values"] = json.dumps(
+                {k: list(n) for k, (_, n) in attributes.items()})
+    os.replace(tmp, out)
+
+
+def read_h5(path: str | Path) -> ImageSet:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            images = f["images"][...]
+            labels = f["labels"][...]
+            class_names = [s.decode() for s in f["class_names"][...]]
+            filenames = [s.decode() for s in f["filenames"][...]]
+    except (OSError, KeyError) as e:
+        raise DataError(f"{path}: not a keras_ganime HDF5 file ({e})") from None
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or not len(images):
+        raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array")
+    return ImageSet(images, labels, class_names, filenames)
+
+
+# --- prepare: folder -> HDF5 ---------------------------------------------------------------
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB: transparency over white, 16-bit scaled, CMYK converted."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, np.float64)
+        # I;16* is 16-bit by definition (a dark one too); a 32-bit I may hold 8- or 16-bit data.
+        sixteen = img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255)
+        top = 65535.0 if sixteen else 255.0
+        img = Image.fromarray(np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "PA", "La") or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img.convert("RGBA")).convert("RGB")
+    return img.convert("RGB")
+
+
+def _decode(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
+    path, size = job
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (size, size))  # let JPEG decode at a reduced scale: much faster
+            img = to_rgb(img)
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.LANCZOS)
+            return np.asarray(img, np.uint8), ""
+    except Exception as e:  # noqa: BLE001 - any decoder failure means one bad file, never a crash
+        return None, f"{type(e).__name__}: {e}".splitlines()[0][:200]
+
+
+def _find_images(src: Path) -> tuple[list[Path], list[str], int]:
+    """Files under src (flat, or one sub-folder per class), the class names, and how many files
+    were left out because their extension is not an image format Pillow reads."""
+    if not src.is_dir():
+        raise DataError(f"{src}: no such folder")
+    extensions = set(Image.registered_extensions())
+    files, ignored = [], 0
+    for root, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in extensions:
+                files.append(Path(root) / name)
+            else:
+                ignored += 1
+    if not files:
+        raise DataError(f"{src}: no image files found (looked for {len(extensions)} extensions)")
+    class_names = sorted({f.parent.relative_to(src).as_posix() for f in files} - {"."})
+    return files, class_names, ignored
+
+
+def _pool(workers: int) -> multiprocessing.pool.Pool:
+    # spawn, not fork: the parent may already run TensorFlow's threads, which fork can deadlock.
+    return multiprocessing.get_context("spawn").Pool(workers)
+
+
+def _run(fn, jobs: list, workers: int, chunksize: int, bar: tqdm, weight=lambda r: 1) -> list:
+    """[fn(j) for j in jobs], in order, in workers processes (in this one if 1), ticking bar by
+    weight(result) for each. (Not `bar.update() or r`: update() returns True when it redraws.)"""
+    results = []
+    if workers == 1:
+        for job in jobs:
+            results.append(fn(job))
+            bar.update(weight(results[-1]))
+        return results
+    with _pool(workers) as pool:
+        for r in pool.imap(fn, jobs, chunksize=chunksize):
+            results.append(r)
+            bar.update(weight(r))
+    return results
+
+
+def prepare(
+    src: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
+    force: bool = False, progress: bool = True,
+) -> PrepareSummary:
+    """Read every image under src, as RGB size x size uint8, into the HDF5 file out."""
+    src, out = Path(src), Path(out)
+    if size < 8:
+        raise DataError(f"--size must be at least 8, got {size}")
+    if out.exists() and not force:
+        raise DataError(f"{out}: already exists; pass --force to replace it")
+    start = time.perf_counter()
+    files, class_names, ignored = _find_images(src)
+    workers = workers or os.cpu_count() or 1
+    jobs = [(str(f), size) for f in files]
+    chunk = max(1, min(256, len(jobs) // (8 * workers)))
+    with tqdm(total=len(jobs), desc=f"prepare {src.name}", unit="img", disable=not progress) as bar:
+        results = _run(_decode, jobs, workers, chunk, bar)
+    keep = [i for i, (a, _) in enumerate(results) if a is not None]
+    bad = [(files[i].relative_to(src).as_posix(), why) for i, (a, why) in enumerate(results)
+           if a is None]
+    if not keep:
+        raise DataError(f"{src}: none of its {len(files)} image files could be read")
+    index = {name: i for i, name in enumerate(class_names)}
+    parents = [files[i].parent.relative_to(src).as_posix() for i in keep]
+    write_h5(
+        out,
+        np.stack([results[i][0] for i in keep]),
+        np.array([index.get(p, -1) for p in parents], np.int32),
+        class_names,
+        [files[i].relative_to(src).as_posix() for i in keep],
+    )
+    return PrepareSummary(len(keep), time.perf_counter() - start, out,
+                          out.stat().st_size / 2**20, bad, ignored)
+
+
+# --- synth: the built-in dataset -----------------------------------------------------------
+
+
+def _draw(job: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    n, size, seed, start = job
+    return synth_faces.draw_faces(n, size, seed, start)
+
+
+def synth(
+    out: str | Path, n: int = 20000, size: int = 64, seed: int = 0, workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Draw n synthetic faces into the HDF5 file out; the same (n, size, seed) gives the same
+    file."""
+    out = Path(out)
+    if n <= 0:
+        raise DataError(f"--n must be positive, got {n}")
+    if size < 8:
+        raise DataError(f"--size must be at least 8, got {size}")
+    step = 500
+    jobs = [(min(step, n - s), size, seed, s) for s in range(0, n, step)]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    with tqdm(total=n, desc="synthetic faces", unit="img", disable=not progress) as bar:
+        parts = _run(_draw, jobs, workers, 1, bar, weight=lambda p: len(p[0]))
+    images = np.concatenate([p[0] for p in parts])
+    attributes = np.concatenate([p[1] for p in parts])
+    names = list(synth_faces.ATTRIBUTES)
+    hair = names.index("hair")
+    write_h5(
+        out, images, attributes[:, hair], list(synth_faces.ATTRIBUTES["hair"]),
+        [f"synthetic/{seed}/{i}" for i in range(n)],
+        {k: (attributes[:, j], v) for j, (k, v) in enumerate(synth_faces.ATTRIBUTES.items())},
+    )
+    return out
+
+
+def default_dataset(n: int, size: int) -> Path:
+    """The built-in synthetic faces, drawn once into data/ and reused."""
+    path = DATA_DIR / f"synthetic-{size}px-{n}.h5"
+    if not path.exists():
+        synth(path, n=n, size=size, seed=0)
+    return path
+
+
+# --- loading for training ------------------------------------------------------------------
+
+
+def load_images(path: str, n_synth: int, image_size: int) -> np.ndarray:
+    """uint8 images at image_size from the HDF5 file at path, or the built-in faces if path is ''.
+
+    A file of another image size is resized once here (antialiased), not per batch.
+    """
+    images = read_h5(path or default_dataset(n_synth, image_size)).images
+    if images.shape[1:3] != (image_size, image_size):
+        images = np.stack([
+            np.asarray(Image.fromarray(a).resize((image_size, image_size),
+                                                 Image.Resampling.LANCZOS))
+            for a in images
+        ])
+    return images
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m keras_ganime.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare",
+                       help="a folder of images (flat or one sub-folder per class) -> HDF5")
+    p.add_argument("src", help="folder of images")
+    p.add_argument("out", help="output HDF5 file")
+    p.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    s = sub.add_parser("synth", help="draw the built-in synthetic faces into HDF5")
+    s.add_argument("out", help="output HDF5 file")
+    s.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
+    s.add_argument("--size", type=int, default=64, help="side in pixels (default 64)")
+    s.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            # No progress bar into a pipe or log: stderr then holds just the one-line error.
+            print(prepare(args.src, args.out, args.size, args.workers, args.force,
+                          progress=sys.stderr.isatty()))
+        else:
+            start = time.perf_counter()
+            out = synth(args.out, args.n, args.size, args.seed, progress=sys.stderr.isatty())
+            print(f"wrote {args.n} synthetic faces to {out} in {time.perf_counter() - start:.1f} s")
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

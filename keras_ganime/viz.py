@@ -1,0 +1,69 @@
+"""Pictures of a run: image grids, loss curves, and the animation of the sample frames."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from keras_ganime.runs import atomic_write
+
+
+def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> Image.Image:
+    """(N, H, W, 3) uint8 -> one image of cols x rows tiles on a white background."""
+    n, h, w, _ = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = image
+    return Image.fromarray(out)
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    atomic_write(Path(path), buf.getvalue())
+
+
+def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
+    save_png(grid(images, cols), path)
+
+
+def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """d_loss0, d_loss1 and g_loss against mini-batch, as the paper's loss figures."""
+    # Imported here: matplotlib costs a second or more to import, which the command-line tools
+    # that only write grids should not pay.
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and in tests
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    steps = [r["step"] for r in rows]
+    for key, colour in (("d_loss0", "tab:blue"), ("d_loss1", "tab:orange"),
+                        ("g_loss", "tab:green")):
+        ax.plot(steps, [r[key] for r in rows], label=key, color=colour, linewidth=0.8)
+    ax.set_xlabel("mini-batch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def animate(frames: list[Path], out: Path, ms_per_frame: int = 200) -> None:
+    """The sample frames, in order, as one looping GIF."""
+    images = [Image.open(f).convert("RGB") for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                   duration=ms_per_frame, loop=0)
+    atomic_write(Path(out), buf.getvalue())

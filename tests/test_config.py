@@ -1,0 +1,130 @@
+"""Settings: TOML files, overrides, validation, and the command line's dry run and errors."""
+
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+
+from keras_ganime import config as config_lib
+from keras_ganime.config import EXPERIMENTS_DIR, Config, ConfigError
+from keras_ganime.train import main
+
+# What each experiment file must change from the reference, from the paper's table.
+PAPER = {
+    "batch16": {"train.batch_size": 16},
+    "batch32": {"train.batch_size": 32},
+    "batch128": {"train.batch_size": 128},
+    "flip": {"labels.flip": True},
+    "dlr": {"d_optim.learning_rate": 0.001},
+    "upsample": {"model.upsampling": "upsample", "d_optim.learning_rate": 0.001},
+    "adamax": {"d_optim.name": "adamax", "g_optim.name": "adamax"},
+    "sgd": {"d_optim.name": "sgd", "d_optim.learning_rate": 0.01},
+}
+
+
+def flat(cfg: Config) -> dict:
+    return {f"{s}.{k}": v for s, values in config_lib.to_dict(cfg).items() for k, v in values.items()}
+
+
+def test_default_toml_is_the_reference_and_the_dataclass_defaults():
+    cfg = config_lib.load()
+    assert cfg == Config()  # one set of values: the file states exactly the dataclass defaults
+    assert (cfg.train.batch_size, cfg.d_optim.name, cfg.d_optim.learning_rate) == (64, "adam", 2e-4)
+    assert (cfg.g_optim.learning_rate, cfg.d_optim.beta_1, cfg.g_optim.beta_1) == (1e-4, 0.5, 0.5)
+    assert (cfg.model.upsampling, cfg.model.noise, cfg.labels.soft) == ("transpose", "binary", 0.1)
+    assert cfg.train.warmup_steps == 20 and cfg.train.steps == 100_000
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_each_experiment_changes_only_its_paper_row(name, capsys):
+    assert main(["--config", str(EXPERIMENTS_DIR / f"{name}.toml"), "--dry-run"]) == 0
+    printed = config_lib.from_dict(tomllib.loads(capsys.readouterr().out), "dry run")
+    reference = flat(Config())
+    diff = {k: v for k, v in flat(printed).items() if reference[k] != v}
+    assert diff == {**PAPER[name], "output.name": name}
+
+
+def test_overrides_and_types():
+    cfg = config_lib.load(None, ["train.batch_size=16", "d_optim.learning_rate=1e-3",
+                                 "labels.flip=true", "model.upsampling=upsample",
+                                 'data.path="x.h5"', "labels.soft=1"])
+    assert cfg.train.batch_size == 16 and cfg.d_optim.learning_rate == 1e-3
+    assert cfg.labels.flip is True and cfg.model.upsampling == "upsample"
+    assert cfg.data.path == "x.h5" and cfg.labels.soft == 1.0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batchsize=3", "unknown setting 'train.batchsize'"),
+    ("nosuch.key=3", "unknown setting 'nosuch.key'"),
+    ("model.image_size=0", "model.image_size must be positive"),
+    ("model.image_size=48", "model.image_size must be a power of two"),
+    ("train.batch_size=-4", "train.batch_size must be positive"),
+    ("d_optim.name=rmsprop", "d_optim.name must be one of adam, adamax, sgd"),
+    ("labels.flip_prob=1.5", r"labels.flip_prob must be in \[0, 1\]"),
+    ("labels.soft=-0.1", r"labels.soft must be in \[0, 1\]"),
+    ("train.batch_size=2.5", "train.batch_size must be int"),
+    ("labels.flip=yes", "labels.flip must be bool"),
+    ("train.steps", "--set needs section.key=value"),
+])
+def test_bad_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_lib.load(None, [override])
+
+
+def test_bad_key_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\nbatch = 3\n")
+    with pytest.raises(ConfigError, match="bad.toml: unknown setting 'train.batch'"):
+        config_lib.load(path)
+    path.write_text("[train\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        config_lib.load(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        config_lib.load(tmp_path / "missing.toml")
+
+
+def test_toml_round_trip():
+    cfg = config_lib.load(EXPERIMENTS_DIR / "upsample.toml", ['data.path="a \\"b\\".h5"'])
+    again = config_lib.from_dict(tomllib.loads(config_lib.to_toml(cfg)), "round trip")
+    assert again == cfg
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    from keras_ganime.data import write_h5
+
+    path = tmp_path / "d.h5"
+    write_h5(path, np.zeros((10, 16, 16, 3), np.uint8), np.zeros(10), [], ["x"] * 10)
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "labels.flip_prob=2"], "labels.flip_prob must be in [0, 1]"),
+    (["--config", "experiments/nope.toml"], "config file not found"),
+    (["--steps", "0"], "train.steps must be positive"),
+    (["--data", "missing.h5", "--steps", "1"], "missing.h5: no such file"),
+    (["--set", "train.batch_size=100000", "--steps", "1", "--data", "DATA"],
+     "train.batch_size 100000 is larger than the dataset (10 images)"),
+    (["--resume", "nowhere"], "nowhere: not a run directory"),
+])
+def test_cli_errors_are_one_line_with_exit_code_2(args, message, tmp_path, small_data, capsys):
+    args = [str(small_data) if a == "DATA" else a for a in args]
+    runs = tmp_path / "runs"
+    code = main([*args, "--set", f'output.runs_dir="{runs}"', "--set", "model.image_size=16"]
+                if "--resume" not in args else args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not runs.exists() or not list(runs.iterdir()), "a failed start left a run directory"
+
+
+def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_ganime.train", "--set", "labels.flip_prob=2"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 2
+    assert "error: labels.flip_prob must be in [0, 1], got 2.0" in result.stderr
+    assert "Traceback" not in result.stderr

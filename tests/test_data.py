@@ -1,0 +1,393 @@
+"""keras_ganime.data: folder of images -> HDF5 (`prepare`), its CLI, and reading it back.
+
+Images are made on the fly with Pillow, tiny (20x30 sources, --size 16), so the file runs in
+seconds; one test uses the real anime faces in ../shared/data and skips where they are absent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image, features
+
+from keras_ganime import data
+from keras_ganime.data import DataError, load_images, prepare, read_h5, to_rgb, write_h5
+
+REPO = Path(__file__).resolve().parents[1]
+FACES = REPO.parent / "shared" / "data" / "anime-faces-64" / "images"
+SRC_SIZE = (20, 30)  # width, height: not square, not the output size
+SIZE = 16
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def save(path: Path, img: Image.Image, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **kwargs)
+    return path
+
+
+def solid(colour=RED, mode="RGB", size=SRC_SIZE) -> Image.Image:
+    return Image.new(mode, size, colour)
+
+
+def noise(seed: int = 0, size=SRC_SIZE) -> Image.Image:
+    """Random pixels: compresses badly, so cutting the file in half loses pixel data."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8))
+
+
+def run(src: Path, out: Path, **kwargs) -> tuple[data.PrepareSummary, data.ImageSet]:
+    kwargs = {"size": SIZE, "workers": 1, "progress": False, **kwargs}
+    summary = prepare(src, out, **kwargs)
+    return summary, read_h5(out)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keras_ganime.data", "prepare", *map(str, args)],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+
+
+def assert_one_line_error(text: str, *needles: str) -> None:
+    assert "\n" not in text.strip(), text
+    assert "Traceback" not in text
+    for needle in needles:
+        assert needle in text
+
+
+# --- layouts -------------------------------------------------------------------------------
+
+
+def test_flat_folder_has_no_classes(tmp_path):
+    src = tmp_path / "flat"
+    save(src / "b.png", solid(GREEN))
+    save(src / "a.png", solid(RED))
+    save(src / "c.bmp", solid(BLUE))
+    summary, ds = run(src, tmp_path / "out.h5")
+    assert summary.count == 3 and summary.bad == [] and summary.ignored == 0
+    assert ds.filenames == ["a.png", "b.png", "c.bmp"]  # sorted, relative
+    assert ds.class_names == []
+    assert ds.labels.dtype == np.int32 and ds.labels.tolist() == [-1, -1, -1]
+    assert ds.images.shape == (3, SIZE, SIZE, 3) and ds.images.dtype == np.uint8
+    for img, colour in zip(ds.images, [RED, GREEN, BLUE]):
+        assert (img == colour).all()
+
+
+def test_class_folders_give_sorted_classes_and_matching_labels(tmp_path):
+    src = tmp_path / "thumb"  # like nagadomi's thumb/<id>_<name>/*.png
+    save(src / "025_shana" / "b.png", solid(RED))
+    save(src / "025_shana" / "a.png", solid(RED))
+    save(src / "003_haruhi" / "x.png", solid(GREEN))
+    save(src / "100_ミク" / "y.jpg", solid(BLUE))
+    summary, ds = run(src, tmp_path / "out.h5")
+    assert summary.count == 4
+    assert ds.class_names == ["003_haruhi", "025_shana", "100_ミク"]
+    assert ds.filenames == ["003_haruhi/x.png", "025_shana/a.png", "025_shana/b.png",
+                            "100_ミク/y.jpg"]
+    for name, label, img in zip(ds.filenames, ds.labels, ds.images):
+        assert ds.class_names[label] == name.split("/")[0]
+        expected = {"003_haruhi": GREEN, "025_shana": RED, "100_ミク": BLUE}[name.split("/")[0]]
+        assert np.abs(img.astype(int) - expected).max() <= 8, name
+    assert ds.labels.tolist() == [0, 1, 1, 2]
+
+
+# --- formats and modes ---------------------------------------------------------------------
+
+
+def _grey16(value: int) -> Image.Image:
+    return Image.fromarray(np.full(SRC_SIZE[::-1], value, np.uint16))
+
+
+def _palette(transparent: bool) -> Image.Image:
+    img = Image.new("P", SRC_SIZE, 1)
+    img.putpalette([0, 0, 255, 255, 0, 0] + [0] * 762)  # 0 blue, 1 red
+    if transparent:
+        img.info["transparency"] = 1
+    return img
+
+
+# name, file, image, save options, mode Pillow opens it in, expected RGB, tolerance
+CASES = [
+    ("png-rgb", "x.png", solid(RED), {}, "RGB", RED, 0),
+    ("jpeg-rgb", "x.jpg", solid(RED), {"quality": 95}, "RGB", RED, 6),
+    ("bmp-rgb", "x.bmp", solid(BLUE), {}, "RGB", BLUE, 0),
+    ("gif-palette", "x.gif", _palette(False), {}, "P", RED, 0),
+    ("gif-palette-transparent", "x.gif", _palette(True), {"transparency": 1}, "P", WHITE, 0),
+    ("png-palette-transparent", "x.png", _palette(True), {"transparency": 1}, "P", WHITE, 0),
+    ("png-rgba-clear", "x.png", solid((255, 0, 0, 0), "RGBA"), {}, "RGBA", WHITE, 0),
+    ("png-rgba-opaque", "x.png", solid((0, 255, 0, 255), "RGBA"), {}, "RGBA", GREEN, 0),
+    ("png-rgba-half", "x.png", solid((255, 0, 0, 128), "RGBA"), {}, "RGBA", (255, 127, 127), 1),
+    ("png-rgb-trns", "x.png", solid(RED), {"transparency": RED}, "RGB", WHITE, 0),
+    ("png-l", "x.png", solid(100, "L"), {}, "L", (100, 100, 100), 0),
+    ("jpeg-l", "x.jpg", solid(100, "L"), {"quality": 95}, "L", (100, 100, 100), 2),
+    ("png-la-clear", "x.png", solid((0, 0), "LA"), {}, "LA", WHITE, 0),
+    ("png-la-opaque", "x.png", solid((60, 255), "LA"), {}, "LA", (60, 60, 60), 0),
+    ("png-16bit-mid", "x.png", _grey16(32768), {}, "I;16", (128, 128, 128), 1),
+    ("png-16bit-white", "x.png", _grey16(65535), {}, "I;16", WHITE, 0),
+    ("png-16bit-dark", "x.png", _grey16(200), {}, "I;16", (1, 1, 1), 1),
+    ("jpeg-cmyk", "x.jpg", solid((0, 255, 255, 0), "CMYK"), {"quality": 95}, "CMYK", RED, 6),
+]
+if features.check("webp"):
+    CASES.append(("webp-rgb", "x.webp", solid(GREEN), {"lossless": True}, "RGB", GREEN, 0))
+    CASES.append(("webp-rgba-clear", "x.webp", solid((0, 0, 255, 0), "RGBA"),
+                  {"lossless": True, "exact": True}, "RGBA", WHITE, 0))
+
+
+@pytest.mark.parametrize(("file", "img", "options", "mode", "expected", "tolerance"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_format_and_mode_come_out_as_rgb(tmp_path, file, img, options, mode, expected,
+                                         tolerance):
+    path = save(tmp_path / "src" / file, img, **options)
+    with Image.open(path) as reopened:
+        assert reopened.mode == mode  # the test exercises the conversion it names
+    summary, ds = run(tmp_path / "src", tmp_path / "out.h5")
+    assert summary.count == 1 and summary.bad == []
+    out = ds.images[0]
+    assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - expected).max() <= tolerance, out[0, 0]
+
+
+def test_to_rgb_of_in_memory_modes():
+    assert np.asarray(to_rgb(solid(1, "1"))).min() == 255
+    assert (np.asarray(to_rgb(Image.fromarray(np.full((4, 4), 32768, np.int32))))
+            == 128).all()  # 32-bit "I" holding 16-bit data
+    assert (np.asarray(to_rgb(Image.fromarray(np.full((4, 4), 77, np.int32)))) == 77).all()
+    assert to_rgb(solid((9, 9, 9, 0), "RGBA")).mode == "RGB"
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((32, 32, 3), np.uint8)
+    arr[:16] = RED  # top red, bottom blue
+    arr[16:] = BLUE
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotate 180 degrees on display
+    save(tmp_path / "src" / "r.jpg", Image.fromarray(arr), exif=exif, quality=95)
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5")
+    img = ds.images[0].astype(int)
+    assert np.abs(img[1, SIZE // 2] - BLUE).max() < 30  # now on top
+    assert np.abs(img[-2, SIZE // 2] - RED).max() < 30
+
+
+# --- resize --------------------------------------------------------------------------------
+
+
+def test_every_source_size_comes_out_at_size(tmp_path):
+    src = tmp_path / "src"
+    for i, wh in enumerate([(20, 30), (100, 50), (9, 9), (16, 16), (64, 64), (33, 17)]):
+        save(src / f"{i}.png", noise(i, wh))
+        save(src / f"{i}.jpg", noise(i, wh), quality=90)
+    summary, ds = run(src, tmp_path / "out.h5")
+    assert summary.count == 12
+    assert ds.images.shape == (12, SIZE, SIZE, 3) and ds.images.dtype == np.uint8
+    assert ds.images.min() >= 0 and ds.images.max() <= 255
+    assert ds.images.std() > 10  # noise stays noise-like, not a constant
+
+
+def test_an_image_already_at_size_is_unchanged(tmp_path):
+    src_img = noise(3, (SIZE, SIZE))
+    save(tmp_path / "src" / "n.png", src_img)
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5")
+    np.testing.assert_array_equal(ds.images[0], np.asarray(src_img))
+
+
+def test_downscale_is_antialiased(tmp_path):
+    # A 1-pixel checkerboard: nearest-neighbour would give all 0 or all 255; averaging gives grey.
+    board = ((np.indices((64, 64)).sum(0) % 2) * 255).astype(np.uint8)
+    save(tmp_path / "src" / "board.png", Image.fromarray(board))
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5")
+    img = ds.images[0].astype(float)
+    assert abs(img.mean() - 127.5) < 4
+    assert img.std() < 8
+
+
+# --- bad files -----------------------------------------------------------------------------
+
+
+def _half(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def make_bad_folder(src: Path, good: bool = True) -> set[str]:
+    """Writes bad files (and, if good, two good ones) under src; returns the bad names."""
+    if good:
+        save(src / "a_good.png", solid(RED))
+        save(src / "sub" / "b_good.jpg", solid(GREEN), quality=95)
+    _half(save(src / "trunc.png", noise(1, (40, 40))))
+    _half(save(src / "sub" / "trunc.jpg", noise(2, (40, 40)), quality=95))
+    (src / "zero.png").write_bytes(b"")
+    (src / "text.jpg").write_text("this is not a JPEG\n")
+    return {"trunc.png", "sub/trunc.jpg", "zero.png", "text.jpg"}
+
+
+def test_bad_files_are_skipped_counted_and_named(tmp_path):
+    src = tmp_path / "src"
+    bad = make_bad_folder(src)
+    (src / "notes.txt").write_text("not an image, by name\n")
+    (src / ".hidden.png").write_bytes(b"")  # hidden: neither read nor counted
+    summary, ds = run(src, tmp_path / "out.h5")
+    assert summary.count == 2
+    assert {name for name, _ in summary.bad} == bad
+    assert all(why and "\n" not in why for _, why in summary.bad)
+    assert summary.ignored == 1  # notes.txt, not counted as bad
+    assert ds.filenames == ["a_good.png", "sub/b_good.jpg"]
+    assert (ds.images[0] == RED).all()
+    assert ds.class_names == ["sub"] and ds.labels.tolist() == [-1, 0]
+    text = str(summary)
+    assert "wrote 2 images" in text and "skipped 4 unreadable files" in text
+    assert all(name in text for name in bad)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "no-such-folder"
+
+
+def _empty(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here\n")
+    return tmp_path / "empty"
+
+
+def _only_bad(tmp_path: Path) -> Path:
+    make_bad_folder(tmp_path / "bad", good=False)
+    return tmp_path / "bad"
+
+
+FOLDERS = [_missing, _empty, _only_bad]
+
+
+@pytest.mark.parametrize("make", FOLDERS, ids=lambda f: f.__name__.strip("_"))
+def test_unusable_folder_raises_one_line_data_error(tmp_path, make):
+    src, out = make(tmp_path), tmp_path / "out.h5"
+    with pytest.raises(DataError) as info:
+        prepare(src, out, size=SIZE, workers=1, progress=False)
+    assert str(src) in str(info.value) and "\n" not in str(info.value)
+    assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
+
+
+@pytest.mark.parametrize("make", FOLDERS, ids=lambda f: f.__name__.strip("_"))
+def test_cli_unusable_folder_exits_2_with_one_line(tmp_path, make):
+    src, out = make(tmp_path), tmp_path / "out.h5"
+    proc = cli(src, out, "--size", SIZE)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert_one_line_error(proc.stderr, str(src))
+    assert not out.exists()
+
+
+def test_size_below_8_is_an_error(tmp_path):
+    save(tmp_path / "src" / "a.png", solid())
+    with pytest.raises(DataError, match="--size"):
+        prepare(tmp_path / "src", tmp_path / "out.h5", size=4, workers=1, progress=False)
+
+
+def test_existing_out_is_kept_without_force_and_replaced_with_it(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out.h5"
+    save(src / "a.png", solid(BLUE))
+    out.write_bytes(b"precious")
+    with pytest.raises(DataError, match="already exists") as info:
+        prepare(src, out, size=SIZE, workers=1, progress=False)
+    assert "\n" not in str(info.value) and str(out) in str(info.value)
+    assert out.read_bytes() == b"precious"
+
+    proc = cli(src, out, "--size", SIZE)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert_one_line_error(proc.stderr, str(out), "--force")
+    assert out.read_bytes() == b"precious"
+
+    proc = cli(src, out, "--size", SIZE, "--workers", 1, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 1 images" in proc.stdout
+    ds = read_h5(out)
+    assert ds.images.shape == (1, SIZE, SIZE, 3) and (ds.images == BLUE).all()
+
+
+# --- parallel ------------------------------------------------------------------------------
+
+
+class _RedrawingTqdm(data.tqdm):
+    """tqdm.update() may return True (it did redraw); prepare must not take that as a result."""
+
+    def update(self, n=1):
+        super().update(n)
+        return True
+
+
+def test_parallel_equals_serial(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    for i in range(10):
+        save(src / f"c{i % 3}" / f"{i}.png", noise(i, (20 + i, 30)))
+        save(src / f"c{i % 3}" / f"{i}.jpg", noise(i, (30, 20 + i)), quality=90)
+    save(src / "rgba.png", solid((1, 2, 3, 0), "RGBA"))
+    (src / "zero.png").write_bytes(b"")
+    monkeypatch.setattr(data, "tqdm", _RedrawingTqdm)
+    s1, one = run(src, tmp_path / "one.h5", workers=1, progress=True)
+    s2, two = run(src, tmp_path / "two.h5", workers=2, progress=True)
+    assert s1.count == s2.count == 21
+    assert s1.bad == s2.bad and [b for b, _ in s1.bad] == ["zero.png"]
+    np.testing.assert_array_equal(one.images, two.images)
+    np.testing.assert_array_equal(one.labels, two.labels)
+    assert one.filenames == two.filenames and one.class_names == two.class_names
+
+
+# --- real data -----------------------------------------------------------------------------
+
+
+def test_real_anime_faces(tmp_path):
+    if not FACES.is_dir():
+        pytest.skip(f"real data not present: {FACES}")
+    names = sorted(p.name for p in FACES.iterdir() if p.suffix == ".jpg")[:300]
+    if len(names) < 300:
+        pytest.skip(f"fewer than 300 images in {FACES}")
+    links = tmp_path / "links"
+    links.mkdir()
+    for name in names:
+        (links / name).symlink_to(FACES / name)
+    summary = prepare(links, tmp_path / "faces.h5", progress=False)
+    ds = read_h5(tmp_path / "faces.h5")
+    assert summary.count == 300 and summary.bad == [] and summary.ignored == 0
+    assert ds.images.shape == (300, 64, 64, 3) and ds.images.dtype == np.uint8
+    assert ds.images.min() < 30 and ds.images.max() > 225  # real pictures, full range
+    assert ds.filenames == names
+    assert ds.class_names == [] and (ds.labels == -1).all()
+    for i in (0, 7, 299):  # the sources are 64x64 already: bytes as Pillow decodes them
+        with Image.open(FACES / names[i]) as img:
+            np.testing.assert_array_equal(ds.images[i], np.asarray(img.convert("RGB")))
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def test_read_h5_rejects_missing_and_non_hdf5_files(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_h5(tmp_path / "missing.h5")
+    (tmp_path / "text.h5").write_text("not hdf5\n")
+    with pytest.raises(DataError, match="not a keras_ganime HDF5"):
+        read_h5(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.create_dataset("something", data=[1, 2, 3])
+    with pytest.raises(DataError, match="not a keras_ganime HDF5"):
+        read_h5(tmp_path / "other.h5")
+
+
+def test_write_read_round_trip_and_load_images_resizes(tmp_path):
+    images = np.stack([np.asarray(noise(i, (32, 32))) for i in range(3)])
+    write_h5(tmp_path / "d.h5", images, np.array([0, -1, 1]), ["a", "b"], ["x", "y", "z"])
+    ds = read_h5(tmp_path / "d.h5")
+    np.testing.assert_array_equal(ds.images, images)
+    assert ds.labels.tolist() == [0, -1, 1] and ds.class_names == ["a", "b"]
+    assert ds.filenames == ["x", "y", "z"]
+    assert not (tmp_path / "d.h5.tmp").exists()
+    np.testing.assert_array_equal(load_images(str(tmp_path / "d.h5"), 0, 32), images)
+    small = load_images(str(tmp_path / "d.h5"), 0, 16)
+    assert small.shape == (3, 16, 16, 3) and small.dtype == np.uint8

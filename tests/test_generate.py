@@ -1,0 +1,183 @@
+"""Sampling a run's generator (saved or from a checkpoint), interpolations, latent walks, the
+training animation, and the one-line errors of both command lines."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_ganime import animate, generate
+from keras_ganime import config as config_lib
+from keras_ganime.train import GAN, fit, new_run
+
+SIZE = 16
+LATENT = 8
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A finished 6-step run of the 16x16 model, trained once for the module."""
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg = config_lib.load(None, [
+        f"model.image_size={SIZE}", f"model.latent_dim={LATENT}", "train.batch_size=8",
+        "train.warmup_steps=2", "train.steps=6", "output.log_every=1", "output.sample_every=3",
+        "output.checkpoint_every=3", f'output.runs_dir="{tmp}"'])
+    images = np.random.default_rng(0).integers(0, 256, (40, SIZE, SIZE, 3), dtype=np.uint8)
+    with new_run(cfg) as run_dir:
+        fit(GAN(cfg, images), run_dir, progress=False)
+    return run_dir.path
+
+
+@pytest.fixture(scope="module")
+def stopped(run, tmp_path_factory) -> Path:
+    """The same run as if it had been stopped at its last checkpoint: no generator.keras."""
+    path = tmp_path_factory.mktemp("stopped") / run.name
+    shutil.copytree(run, path)
+    (path / "generator.keras").unlink()
+    return path
+
+
+def sample(source: Path, out: Path, *args: str) -> list[np.ndarray]:
+    assert generate.main([str(source), "--out", str(out), *args]) == 0
+    return [np.asarray(Image.open(p)) for p in sorted(out.glob("[0-9]*.png"))]
+
+
+def picture(path: Path, rows: int, cols: int) -> np.ndarray:
+    """A grid PNG, checked to be rows x cols tiles with viz.grid's 1-pixel borders."""
+    image = np.asarray(Image.open(path))
+    assert image.shape == (rows * (SIZE + 1) + 1, cols * (SIZE + 1) + 1, 3)
+    return image
+
+
+def tile(image: np.ndarray, row: int, col: int) -> np.ndarray:
+    top, left = 1 + row * (SIZE + 1), 1 + col * (SIZE + 1)
+    return image[top:top + SIZE, left:left + SIZE]
+
+
+def test_run_and_its_generator_keras_give_the_same_samples(run, tmp_path, capsys):
+    images = sample(run, tmp_path / "run", "--n", "10")
+    assert len(images) == 10
+    assert all(image.shape == (SIZE, SIZE, 3) for image in images)
+    grid = picture(tmp_path / "run" / "grid.png", rows=3, cols=4)
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(tile(grid, *divmod(i, 4)), image)
+    assert "00009.png" in capsys.readouterr().out
+    from_file = sample(run / "generator.keras", tmp_path / "file", "--n", "10")
+    np.testing.assert_array_equal(np.stack(from_file), np.stack(images))
+
+
+def test_the_seed_decides_the_images(run, tmp_path):
+    first = np.stack(sample(run, tmp_path / "a", "--n", "4", "--seed", "3"))
+    again = np.stack(sample(run, tmp_path / "b", "--n", "4", "--seed", "3"))
+    other = np.stack(sample(run, tmp_path / "c", "--n", "4", "--seed", "4"))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_a_run_with_only_a_checkpoint_samples_as_its_generator_keras(run, stopped, tmp_path):
+    assert not (stopped / "generator.keras").exists()
+    restored = sample(stopped, tmp_path / "ckpt", "--n", "8", "--seed", "5")
+    saved = sample(run / "generator.keras", tmp_path / "saved", "--n", "8", "--seed", "5")
+    np.testing.assert_array_equal(np.stack(restored), np.stack(saved))
+
+
+def test_interpolation_blends_linearly():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(3, LATENT)), rng.normal(size=(3, LATENT))
+    z = generate.interpolation(a, b, 5).reshape(3, 5, LATENT)
+    np.testing.assert_array_equal(z[:, 0], a)
+    np.testing.assert_allclose(z[:, 2], (a + b) / 2)
+    np.testing.assert_allclose(z[:, 4], b)
+
+
+def test_interpolate_writes_one_blend_per_row(run, tmp_path):
+    assert generate.main([str(run), "--out", str(tmp_path), "--interpolate", "--steps", "5"]) == 0
+    image = picture(tmp_path / "interpolate.png", rows=generate.ROWS, cols=5)
+    for row in range(generate.ROWS):
+        assert not np.array_equal(tile(image, row, 0), tile(image, row, 4))
+
+
+def test_walk_scales_one_component_through_the_original(run, tmp_path):
+    steps = 7  # scales -3, -2, -1, 0, 1, 2, 3
+    assert generate.main([str(run), "--out", str(tmp_path), "--walk", "2", "--steps", str(steps),
+                          "--seed", "6"]) == 0
+    image = picture(tmp_path / "walk_2.png", rows=generate.ROWS, cols=steps)
+    original = int(np.argmin(np.abs(generate.walk_scales(steps) - 1.0)))
+    plain = sample(run, tmp_path / "plain", "--n", str(generate.ROWS), "--seed", "6")
+    for row in range(generate.ROWS):
+        middle = tile(image, row, original).astype(int)
+        # The unscaled column is the plain sample of the same vector; other batch sizes may
+        # round a pixel the other way.
+        assert np.abs(middle - plain[row]).max() <= 1
+        for end in (0, steps - 1):
+            assert np.abs(middle - tile(image, row, end)).max() > 1
+
+
+def test_walk_changes_only_the_chosen_component():
+    base = np.random.default_rng(2).normal(size=(2, LATENT))
+    z = generate.walk(base, 3, 4).reshape(2, 4, LATENT)
+    np.testing.assert_allclose(z[:, :, 3], base[:, 3:4] * np.linspace(-3, 3, 4))
+    others = np.delete(base, 3, axis=1)[:, None].repeat(4, axis=1)
+    np.testing.assert_array_equal(np.delete(z, 3, axis=2), others)
+
+
+def test_animate_writes_one_frame_per_sample(run, tmp_path):
+    assert animate.main([str(run), "--out", str(tmp_path / "t.gif"), "--ms", "120"]) == 0
+    assert animate.main([str(run)]) == 0
+    frames = list((run / "samples").glob("*.png"))
+    assert len(frames) == 2  # steps 3 and 6
+    for path in (tmp_path / "t.gif", run / "training.gif"):
+        with Image.open(path) as gif:
+            assert gif.n_frames == len(frames)
+            assert gif.info["loop"] == 0
+    with Image.open(tmp_path / "t.gif") as gif:
+        assert gif.info["duration"] == 120
+
+
+def test_frames_are_in_step_order(tmp_path):
+    (tmp_path / "samples").mkdir()
+    for name in ("10000000.png", "0000500.png", "0001000.png", "notes.png"):
+        (tmp_path / "samples" / name).touch()
+    names = [p.name for p in animate.sample_frames(tmp_path)]
+    assert names == ["0000500.png", "0001000.png", "10000000.png"]
+
+
+def config_only(run: Path, tmp_path: Path) -> Path:
+    """A run directory made but not yet checkpointed."""
+    path = tmp_path / "new-run"
+    path.mkdir()
+    shutil.copy(run / "config.toml", path)
+    return path
+
+
+@pytest.mark.parametrize("module, make_args, message", [
+    pytest.param("generate", lambda run, tmp: [str(tmp / "missing")], "no such file",
+                 id="missing-path"),
+    pytest.param("generate", lambda run, tmp: [str(tmp)], "not a run directory", id="not-a-run"),
+    pytest.param("generate", lambda run, tmp: [str(config_only(run, tmp))], "no checkpoint",
+                 id="nothing-to-load"),
+    pytest.param("generate", lambda run, tmp: [str(run), "--walk", str(LATENT)],
+                 "outside [0, 8)", id="walk-past-latent"),
+    pytest.param("generate", lambda run, tmp: [str(run), "--walk", "-1"], "outside [0, 8)",
+                 id="walk-negative"),
+    pytest.param("generate", lambda run, tmp: [str(run), "--n", "0"], "--n must be positive",
+                 id="n-zero"),
+    pytest.param("animate", lambda run, tmp: [str(config_only(run, tmp))], "no sample frames",
+                 id="animate-no-frames"),
+])
+def test_errors_are_one_line(run, tmp_path, module, make_args, message):
+    args = make_args(run, tmp_path)
+    if module == "generate":
+        args += ["--out", str(tmp_path / "out")]
+    result = subprocess.run([sys.executable, "-m", f"keras_ganime.{module}", *args],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -1,0 +1,133 @@
+"""Checkpoints and resume: equivalence, kills at any moment, signals, locks, non-finite losses."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ganime import train
+from keras_ganime.data import write_h5
+from keras_ganime.runs import RunDir, RunError, new_run_dir
+from keras_ganime.train import GAN, Stop, fit, new_run
+from tests.test_train import tiny
+
+LOSSES = ("step", "d_loss0", "d_loss1", "g_loss", "real_score", "fake_score")
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deterministic_ops():
+    tf.config.experimental.enable_op_determinism()
+
+
+def checkpoint_values(run: RunDir) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(run.checkpoints))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if "save_counter" not in k and k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def losses(run: RunDir) -> list[tuple]:
+    return [tuple(r[k] for k in LOSSES) for r in run.read_losses()]
+
+
+def test_half_resume_half_equals_one_go(tmp_path, images):
+    full = tiny(**{"train.steps": 8, "output.checkpoint_every": 4})
+    half = tiny(**{"train.steps": 4, "output.checkpoint_every": 4})
+    full.output.runs_dir = half.output.runs_dir = str(tmp_path)
+    with new_run(full) as a:
+        fit(GAN(full, images), a, progress=False)
+    with new_run(half) as b:
+        fit(GAN(half, images), b, progress=False)
+    with RunDir(b.path) as b:
+        fit(GAN(full, images), b, progress=False)
+    va, vb = checkpoint_values(a), checkpoint_values(b)
+    assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
+    for key in va:
+        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
+    assert len(losses(a)) == 8
+    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
+    cfg = tiny(**{"train.steps": 4, "output.checkpoint_every": 2, "output.runs_dir": str(tmp_path)})
+    with new_run(cfg) as run:
+        fit(GAN(cfg, images), run, progress=False)
+    good = checkpoint_values(run)
+    monkeypatch.setattr(train, "bce", lambda y, p: tf.constant(np.nan) + tf.reduce_mean(p) * 0)
+    cfg = tiny(**{"train.steps": 10, "output.checkpoint_every": 2})
+    with RunDir(run.path) as run, pytest.raises(Stop, match="d_loss0 is nan at step 5"):
+        fit(GAN(cfg, images), run, progress=False)
+    after = checkpoint_values(run)
+    assert all(np.array_equal(good[k], after[k]) for k in good)
+    assert run.read_json("run.json")["failed_at"] == 5
+    assert [r["step"] for r in run.read_losses()] == [1, 2, 3, 4]
+
+
+def test_a_run_in_use_is_refused(tmp_path):
+    path = new_run_dir(tmp_path, "busy")
+    with RunDir(path), pytest.raises(RunError, match="in use by another training process"):
+        RunDir(path)
+    RunDir(path).close()  # free again once the first holder is gone
+
+
+def _start(tmp_path, *args):
+    data = tmp_path / "d.h5"
+    if not data.exists():
+        rng = np.random.default_rng(0)
+        write_h5(data, rng.integers(0, 256, (40, 16, 16, 3), np.uint8), np.zeros(40), [],
+                 ["x"] * 40)
+    settings = ["model.image_size=16", "model.latent_dim=8", "train.batch_size=8",
+                "train.warmup_steps=2", "output.log_every=5", "output.checkpoint_every=5",
+                "output.sample_every=1000", f'output.runs_dir="{tmp_path / "runs"}"']
+    command = [sys.executable, "-m", "keras_ganime.train", *args]
+    if "--resume" not in args:
+        command += ["--data", str(data)] + [x for s in settings for x in ("--set", s)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(tmp_path, process, step: int):
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        state = list((tmp_path / "runs").glob("*/checkpoints/checkpoint"))
+        if state and f"ckpt-{step}" in state[0].read_text():
+            return state[0].parent.parent
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no checkpoint at step {step}: {process.communicate()[1][-2000:]}")
+
+
+def test_sigkill_mid_run_then_resume_to_the_end(tmp_path):
+    process = _start(tmp_path, "--steps", "400")
+    run = _wait_for_checkpoint(tmp_path, process, 10)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    resumed = _start(tmp_path, "--resume", str(run), "--steps", "40")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    with RunDir(run) as r:
+        assert r.read_json("run.json")["status"] == "done"
+        assert [row["step"] for row in r.read_losses()] == list(range(5, 41, 5))
+    assert (run / "generator.keras").is_file()
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    process = _start(tmp_path, "--steps", "100000")
+    run = _wait_for_checkpoint(tmp_path, process, 5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT
+    assert "Traceback" not in err
+    message = [line for line in err.splitlines() if line.startswith("stopped: SIGINT at step")]
+    assert message and "--resume" in message[0], err[-2000:]
+    with RunDir(run) as r:
+        state = r.read_json("run.json")
+        assert state["status"] == "interrupted"
+        assert f"ckpt-{state['step']}" in (run / "checkpoints" / "checkpoint").read_text()
