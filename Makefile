@@ -12,7 +12,7 @@ SEED ?= 0
 RUN = $(PY) -m keras_ganime.train --steps $(STEPS) --seed $(SEED) $(if $(DATA),--data $(DATA))
 
 # make train: the reference on the built-in faces, short enough for a laptop CPU (see README).
-TRAIN_STEPS ?= 1000
+TRAIN_STEPS ?= 500
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 train: $(STAMP)
-	$(PY) -m keras_ganime.train --steps $(TRAIN_STEPS) --set output.sample_every=100
+	$(PY) -m keras_ganime.train --steps $(TRAIN_STEPS) --set output.sample_every=50
 
 exp-default exp-batch64: $(STAMP)
 	$(RUN) --config experiments/default.toml
