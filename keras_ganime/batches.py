@@ -1,4 +1,4 @@
-"""Batches of real images for the training step, drawn on the device from uint8 images held there."""
+"""Real batches for the training step, drawn on the device from uint8 images held there."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
 
 def to_uint8(images: tf.Tensor | np.ndarray) -> np.ndarray:
     """float [-1, 1] -> uint8 [0, 255], rounded."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    pixels = np.round((np.asarray(images, np.float32) + 1.0) * 127.5)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 class Sampler:

@@ -8,13 +8,17 @@ names the key at fault.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 OPTIMIZERS = ("adam", "adamax", "sgd")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal")
 
 
 class ConfigError(ValueError):
@@ -45,7 +49,7 @@ class OptimConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
-    epsilon: float = 1e-7
+    epsilon: float = 1e-8  # Keras 2.0's Adam and Adamax default, which the reference ran
     momentum: float = 0.0  # sgd only
     nesterov: bool = False  # sgd only
 
@@ -64,6 +68,9 @@ class TrainConfig:
     warmup_steps: int = 20  # D-only steps at the start, as the reference
     seed: int = 0
     fake_bn: str = "inference"  # BatchNorm mode of G when making D's fakes: inference | training
+    # Speed only; the maths stay the reference's except under mixed precision.
+    jit_compile: str = "auto"  # XLA: on | off | auto (chosen per device and batch; see README)
+    mixed_precision: str = "off"  # off | bfloat16 | float16 (with loss scaling); for GPUs
 
 
 @dataclass
@@ -87,6 +94,9 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def validate(self) -> Config:
+        for key, value in flatten(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
         positive = [
             "model.image_size", "model.latent_dim", "data.synth_n", "train.batch_size",
             "train.steps", "output.log_every", "output.sample_every",
@@ -106,24 +116,38 @@ class Config:
             "d_optim.name": OPTIMIZERS,
             "g_optim.name": OPTIMIZERS,
             "train.fake_bn": ("inference", "training"),
+            "train.jit_compile": ("auto", "on", "off"),
+            "train.mixed_precision": ("off", "bfloat16", "float16"),
+            "model.initializer": INITIALIZERS,
         }
         for key, allowed in choices.items():
             if get(self, key) not in allowed:
-                raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {get(self, key)!r}")
-        unit = [
-            "model.bn_momentum", "labels.soft", "labels.flip_prob",
-            "d_optim.beta_1", "d_optim.beta_2", "g_optim.beta_1", "g_optim.beta_2",
-            "d_optim.momentum", "g_optim.momentum",
-        ]
-        for key in unit:
+                raise ConfigError(
+                    f"{key} must be one of {', '.join(allowed)}; got {get(self, key)!r}")
+        for key in ("model.bn_momentum", "labels.soft", "labels.flip_prob"):
             if not 0.0 <= get(self, key) <= 1.0:
                 raise ConfigError(f"{key} must be in [0, 1], got {get(self, key)}")
-        for key in ("model.leaky_slope", "train.warmup_steps", "d_optim.epsilon", "g_optim.epsilon"):
+        # A beta or momentum of 1 would never forget: Adam then divides by zero.
+        for key in ("d_optim.beta_1", "d_optim.beta_2", "g_optim.beta_1", "g_optim.beta_2",
+                    "d_optim.momentum", "g_optim.momentum"):
+            if not 0.0 <= get(self, key) < 1.0:
+                raise ConfigError(f"{key} must be in [0, 1), got {get(self, key)}")
+        if not 0 <= self.train.seed < 2**32:
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}")
+        for key in ("model.leaky_slope", "train.warmup_steps", "d_optim.epsilon",
+                    "g_optim.epsilon"):
             if get(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {get(self, key)}")
         if not self.output.name or "/" in self.output.name:
             raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
+        if not self.output.runs_dir:
+            raise ConfigError("output.runs_dir must not be empty")
         return self
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """{"section.key": value} for every setting."""
+    return {f"{s}.{k}": v for s, values in to_dict(cfg).items() for k, v in values.items()}
 
 
 def get(cfg: Config, key: str) -> Any:
@@ -186,7 +210,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """default.toml, then the experiment file at `path`, then `section.key=value` overrides."""
     cfg = Config()
     default = EXPERIMENTS_DIR / "default.toml"

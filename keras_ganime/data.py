@@ -80,7 +80,7 @@ def write_h5(
 ) -> None:
     """Write atomically: a killed write never leaves a half file under the final name."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # two writers never share one
     with h5py.File(tmp, "w") as f:
         f.create_dataset("images", data=images, dtype=np.uint8)
         f.create_dataset("labels", data=np.asarray(labels, np.int32))

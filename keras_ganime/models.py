@@ -29,51 +29,54 @@ def _blocks(image_size: int) -> int:
     return int(n)
 
 
-def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig) -> keras.KerasTensor:
-    x = layers.BatchNormalization(momentum=cfg.bn_momentum)(x)
-    return layers.LeakyReLU(negative_slope=cfg.leaky_slope)(x)
+def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig, dtype: str) -> keras.KerasTensor:
+    x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype)(x)
+    return layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
 
 
-def build_generator(cfg: ModelConfig) -> keras.Model:
-    """(1, 1, latent) noise -> (size, size, 3) image in [-1, 1]."""
+def build_generator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model:
+    """(1, 1, latent) noise -> (size, size, 3) image in [-1, 1].
+
+    `dtype` is a Keras dtype policy ("mixed_bfloat16", ...); the output layer stays float32.
+    """
     n_up = _blocks(cfg.image_size)
-    init = cfg.initializer
+    conv = {"kernel_initializer": cfg.initializer, "dtype": dtype}
     z = keras.Input((1, 1, cfg.latent_dim), name="z")
-    x = layers.Conv2DTranspose(BASE_FILTERS * 8, 4, padding="valid", kernel_initializer=init)(z)
-    x = _bn_lrelu(x, cfg)
+    x = layers.Conv2DTranspose(BASE_FILTERS * 8, 4, padding="valid", **conv)(z)
+    x = _bn_lrelu(x, cfg, dtype)
     for i in range(n_up):
         filters = max(BASE_FILTERS, BASE_FILTERS * 8 // 2 ** (i + 1))
         if cfg.upsampling == "transpose":
-            x = layers.Conv2DTranspose(
-                filters, 4, strides=2, padding="same", kernel_initializer=init
-            )(x)
+            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", **conv)(x)
         else:
-            x = layers.UpSampling2D(2)(x)
-            x = layers.Conv2D(filters, 4, padding="same", kernel_initializer=init)(x)
-        x = _bn_lrelu(x, cfg)
-    x = layers.Conv2D(BASE_FILTERS, 3, padding="same", kernel_initializer=init)(x)
-    x = _bn_lrelu(x, cfg)
-    x = layers.Conv2DTranspose(
-        3, 4, strides=2, padding="same", kernel_initializer=init, activation="tanh"
-    )(x)
+            x = layers.UpSampling2D(2, dtype=dtype)(x)
+            x = layers.Conv2D(filters, 4, padding="same", **conv)(x)
+        x = _bn_lrelu(x, cfg, dtype)
+    x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv)(x)
+    x = _bn_lrelu(x, cfg, dtype)
+    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
+                               kernel_initializer=cfg.initializer, dtype="float32")(x)
     return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(cfg: ModelConfig) -> keras.Model:
-    """(size, size, 3) image in [-1, 1] -> probability that it is real, shape (batch, 1)."""
+def build_discriminator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model:
+    """(size, size, 3) image in [-1, 1] -> probability that it is real, shape (batch, 1).
+
+    `dtype` is a Keras dtype policy; the output layer stays float32, so that the probabilities,
+    and the cross-entropy clipped at 1e-7 that is computed from them, keep their precision.
+    """
     n_down = _blocks(cfg.image_size) + 1
-    init = cfg.initializer
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = image
     for i in range(n_down):
-        x = layers.Conv2D(
-            BASE_FILTERS * 2**i, 4, strides=2, padding="same", kernel_initializer=init
-        )(x)
+        x = layers.Conv2D(BASE_FILTERS * 2**i, 4, strides=2, padding="same",
+                          kernel_initializer=cfg.initializer, dtype=dtype)(x)
         if i > 0:
-            x = layers.BatchNormalization(momentum=cfg.bn_momentum)(x)
-        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(1, activation="sigmoid", kernel_initializer=init)(x)
+            x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype)(x)
+        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
+    x = layers.Dense(1, activation="sigmoid", kernel_initializer=cfg.initializer,
+                     dtype="float32")(x)
     return keras.Model(image, x, name="discriminator")
 
 

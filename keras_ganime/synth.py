@@ -231,7 +231,8 @@ def _draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[in
         d.ellipse(box(ex - eye_rx, ey - eye_ry, ex + eye_rx, ey + eye_ry), fill=(255, 255, 255))
         irx, iry = 0.66 * eye_rx, 0.9 * eye_ry
         ix, iy = ex - s * 0.08 * eye_rx, ey + 0.08 * eye_ry
-        d.ellipse(box(ix - irx, iy - iry, ix + irx, iy + iry), fill=eye, outline=iris_dark, width=lw)
+        d.ellipse(box(ix - irx, iy - iry, ix + irx, iy + iry), fill=eye, outline=iris_dark,
+                  width=lw)
         d.chord(
             box(ix - 0.75 * irx, iy - 0.2 * iry, ix + 0.75 * irx, iy + 0.85 * iry),
             10, 170, fill=iris_light,

@@ -19,8 +19,8 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> Image.Ima
     rows = math.ceil(n / cols)
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for i, image in enumerate(images):
-        r, c = divmod(i, cols)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = image
+        top, left = (pad + k * (s + pad) for k, s in zip(divmod(i, cols), (h, w)))
+        out[top:top + h, left:left + w] = image
     return Image.fromarray(out)
 
 

@@ -24,8 +24,7 @@ PAPER = {
 }
 
 
-def flat(cfg: Config) -> dict:
-    return {f"{s}.{k}": v for s, values in config_lib.to_dict(cfg).items() for k, v in values.items()}
+flat = config_lib.flatten
 
 
 def test_default_toml_is_the_reference_and_the_dataclass_defaults():
@@ -67,6 +66,11 @@ def test_overrides_and_types():
     ("train.batch_size=2.5", "train.batch_size must be int"),
     ("labels.flip=yes", "labels.flip must be bool"),
     ("train.steps", "--set needs section.key=value"),
+    ("d_optim.learning_rate=nan", "d_optim.learning_rate must be a finite number"),
+    ("g_optim.beta_1=1.0", r"g_optim.beta_1 must be in \[0, 1\)"),
+    ("train.seed=-1", r"train.seed must be in \[0, 2\*\*32\)"),
+    ('model.initializer="foo"', "model.initializer must be one of glorot_uniform"),
+    ('output.runs_dir=""', "output.runs_dir must not be empty"),
 ])
 def test_bad_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

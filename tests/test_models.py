@@ -66,6 +66,15 @@ def test_reference_layer_settings():
     assert g.layers[-1].activation.__name__ == "tanh"
     d = build_discriminator(ModelConfig())
     assert d.layers[-1].activation.__name__ == "sigmoid"
+    norms = [layer for layer in d.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert len(norms) == 3 and all(n.momentum == 0.3 and n.epsilon == 1e-3 for n in norms)
+    relus = [layer for layer in d.layers if layer.__class__.__name__ == "LeakyReLU"]
+    assert len(relus) == 4 and all(abs(r.negative_slope - 0.2) < 1e-7 for r in relus)
+    kernels = [layer for layer in d.layers if hasattr(layer, "kernel_initializer")]
+    assert len(kernels) == 5
+    assert all(k.kernel_initializer.__class__.__name__ == "GlorotUniform" for k in kernels)
+    # No BatchNorm right after the first convolution, as the reference.
+    assert [type(layer).__name__ for layer in d.layers[1:3]] == ["Conv2D", "LeakyReLU"]
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime import train
+from keras_ganime import gan as gan_module
 from keras_ganime.data import write_h5
 from keras_ganime.runs import RunDir, RunError, new_run_dir
 from keras_ganime.train import GAN, Stop, fit, new_run
@@ -39,20 +39,27 @@ def losses(run: RunDir) -> list[tuple]:
 
 
 def test_half_resume_half_equals_one_go(tmp_path, images):
-    full = tiny(**{"train.steps": 8, "output.checkpoint_every": 4})
-    half = tiny(**{"train.steps": 4, "output.checkpoint_every": 4})
-    full.output.runs_dir = half.output.runs_dir = str(tmp_path)
+    settings = {"output.checkpoint_every": 4, "output.log_every": 2,
+                "output.runs_dir": str(tmp_path)}
+    full = tiny(**settings, **{"train.steps": 12})
+    half = tiny(**settings, **{"train.steps": 6})
     with new_run(full) as a:
         fit(GAN(full, images), a, progress=False)
     with new_run(half) as b:
         fit(GAN(half, images), b, progress=False)
+    # As if killed after step 6 was logged but before its checkpoint: the latest is step 4, and
+    # the CSV holds rows past it that the resumed run must replace, not repeat.
+    for f in b.checkpoints.glob("ckpt-6.*"):
+        f.unlink()
+    tf.compat.v1.train.update_checkpoint_state(str(b.checkpoints), str(b.checkpoints / "ckpt-4"))
+    assert [r["step"] for r in b.read_losses()] == [2, 4, 6]
     with RunDir(b.path) as b:
         fit(GAN(full, images), b, progress=False)
     va, vb = checkpoint_values(a), checkpoint_values(b)
     assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
     for key in va:
         np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
-    assert len(losses(a)) == 8
+    assert [row[0] for row in losses(a)] == [2, 4, 6, 8, 10, 12]
     np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here
 
 
@@ -61,9 +68,11 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, im
     with new_run(cfg) as run:
         fit(GAN(cfg, images), run, progress=False)
     good = checkpoint_values(run)
-    monkeypatch.setattr(train, "bce", lambda y, p: tf.constant(np.nan) + tf.reduce_mean(p) * 0)
-    cfg = tiny(**{"train.steps": 10, "output.checkpoint_every": 2})
-    with RunDir(run.path) as run, pytest.raises(Stop, match="d_loss0 is nan at step 5"):
+    monkeypatch.setattr(gan_module, "bce",
+                        lambda y, p: tf.constant(np.nan) + tf.reduce_mean(p) * 0)
+    # Losses reach the host every 4 steps, yet the message names the first bad step.
+    cfg = tiny(**{"train.steps": 12, "output.checkpoint_every": 2, "output.log_every": 4})
+    with RunDir(run.path) as run, pytest.raises(Stop, match="NaN or infinite at step 5;"):
         fit(GAN(cfg, images), run, progress=False)
     after = checkpoint_values(run)
     assert all(np.array_equal(good[k], after[k]) for k in good)

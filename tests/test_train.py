@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from keras_ganime import config as config_lib
-from keras_ganime.train import EPSILON, GAN, bce, build_optimizer, fit, new_run
+from keras_ganime.gan import EPSILON, GAN, bce, build_optimizer
+from keras_ganime.train import fit, new_run
 
 
 def tiny(**overrides) -> config_lib.Config:
@@ -13,9 +15,10 @@ def tiny(**overrides) -> config_lib.Config:
     settings = {"model.image_size": 16, "model.latent_dim": 8, "train.batch_size": 8,
                 "train.warmup_steps": 2, "train.steps": 6, "output.log_every": 1,
                 "output.sample_every": 3, "output.checkpoint_every": 3, **overrides}
-    return config_lib.load(None, [f"{k}={v!r}".replace("'", '"') if isinstance(v, str)
-                                  else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                                  for k, v in settings.items()])
+    cfg = config_lib.load()
+    for key, value in settings.items():
+        config_lib.set_value(cfg, key, value)
+    return cfg.validate()
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +168,29 @@ def test_run_writes_its_outputs(tmp_path, images):
     assert path.name == "00000-default"
     rows = run.read_losses()
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert list(rows[0]) == ["step", "d_loss0", "d_loss1", "g_loss", "real_score", "fake_score",
+                             "images_per_s", "wall_s"]
+    assert np.isnan(rows[1]["g_loss"]) and np.isfinite(rows[2]["g_loss"])  # warm-up of 2
+    with Image.open(path / "samples" / "0000006.png") as grid:  # 8 x 8 tiles of 16 + 1 px
+        assert grid.size == (8 * 17 + 1, 8 * 17 + 1)
     for name in ("loss.csv", "loss.png", "reals.png", "generator.keras", "samples/0000003.png",
                  "samples/0000006.png", "checkpoints/checkpoint"):
         assert (path / name).is_file(), name
     assert list((path / "tensorboard").iterdir())
     assert run.read_json("run.json")["status"] == "done"
+
+
+@pytest.mark.parametrize("setting", ["train.jit_compile=on", "train.mixed_precision=bfloat16",
+                                     "train.mixed_precision=float16"])
+def test_speed_settings_train(images, setting):
+    key, value = setting.split("=")
+    gan = GAN(tiny(**{key: value, "train.warmup_steps": 0}), images)
+    g0 = snapshot(gan.generator)
+    for _ in range(3):
+        out = gan.train_step()
+    assert all(np.isfinite(float(v)) for v in out.values())
+    assert all(changed(g0, gan.generator)[:2])
+    if value != "on":
+        conv = gan.generator.layers[1]
+        assert conv.compute_dtype == value and conv.variable_dtype == "float32"
+        assert gan.discriminator.output.dtype == "float32"  # probabilities stay float32

@@ -1,0 +1,343 @@
+"""Training speed of the project's step against the reference's Keras idiom, side by side in one
+run; `python -m keras_ganime.bench [--quick] [--batches 16,64,128] [--json]`.
+
+Each contender lives in its own worker process, because oneDNN can only be switched on or off
+before TensorFlow is imported:
+    project           GAN.train_step, with the project's defaults
+    reference         predict() for the fakes, then train_on_batch on D (reals), on D (fakes)
+                      and on the stacked G->D model with D frozen; TensorFlow's default settings
+    reference_onednn  the same with TF_ENABLE_ONEDNN_OPTS=1
+The workers take turns, one at a time, so that every repeat of every contender sees the same
+machine; the reported figure is the median of the repeats. The project's worker also measures a
+large matmul (the practical peak), its step with a constant in-memory batch (the cost of drawing
+real batches on the device from the images loaded from HDF5), and the peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CONTENDERS = {"project": None, "reference": "0", "reference_onednn": "1"}
+DATASET = 2048  # random images written to HDF5 and loaded, as a run would
+MATMUL = 4096
+
+
+# --- arithmetic --------------------------------------------------------------------------------
+
+
+def forward_flops(model: Any) -> int:
+    """Multiply-adds x 2 of one image through the model's convolutions and dense layers; norms
+    and activations are a fraction of a percent and left out.
+
+    Conv2D: out_h * out_w * k_h * k_w * c_in * c_out. Conv2DTranspose scatters every input pixel
+    through the kernel: in_h * in_w * k_h * k_w * c_in * c_out. Dense: n_in * n_out.
+    """
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            c_in = layer.input.shape[-1]
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return 2 * total
+
+
+def step_flops(g_forward: int, d_forward: int) -> int:
+    """FLOPs of one image through one reference training step, a backward pass costing twice
+    its forward pass:
+        fakes for D (G forward)                                 G
+        D on reals, D on fakes (forward + backward, twice)      2 * 3D
+        G through D (G, D forward; D input-grad, G backward)    G + D + D + 2G
+    = 4 G + 8 D; for the 64x64 reference, 2.80 GFLOP per image.
+    """
+    return 4 * g_forward + 8 * d_forward
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+
+def _images(n: int, size: int) -> Any:
+    """Random uint8 faces written to HDF5 and loaded back, as a run gets them."""
+    import numpy as np
+
+    from keras_ganime.data import load_images, write_h5
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.h5"
+        write_h5(path, rng.integers(0, 256, (n, size, size, 3), np.uint8), np.zeros(n),
+                 [], [""] * n)
+        return load_images(str(path), 0, size)
+
+
+def _timed(step: Any, steps: int) -> float:
+    """Seconds for `steps` calls, the last result pulled to the host so that all work is done."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = step()
+    float(next(iter(out.values())) if isinstance(out, dict) else out)
+    return time.perf_counter() - start
+
+
+class ProjectWorker:
+    def __init__(self) -> None:
+        from keras_ganime import config as config_lib
+
+        self.config_lib = config_lib
+        self.images = _images(DATASET, 64)
+        self.steps: dict[tuple[int, bool], Any] = {}
+
+    def _step(self, batch: int, in_memory: bool) -> Any:
+        if (batch, in_memory) not in self.steps:
+            import tensorflow as tf
+
+            from keras_ganime.batches import to_float
+            from keras_ganime.train import GAN
+
+            gan = GAN(self.config_lib.load(None, [f"train.batch_size={batch}",
+                                                  "train.warmup_steps=0"]), self.images)
+            if in_memory:
+                fixed = to_float(tf.constant(self.images[:batch]))
+                gan.sampler = lambda step, rng: fixed
+            gan.train_step()  # trace and warm up
+            self.steps[batch, in_memory] = gan.train_step
+        return self.steps[batch, in_memory]
+
+    def measure(self, batch: int, steps: int, in_memory: bool = False) -> float:
+        return batch * steps / _timed(self._step(batch, in_memory), steps)
+
+    def peak(self) -> float:
+        import tensorflow as tf
+
+        a = tf.random.normal([MATMUL, MATMUL])
+        tf.matmul(a, a).numpy()
+        best = min(_timed(lambda: tf.reduce_sum(tf.matmul(a, a)), 3) / 3 for _ in range(3))
+        return 2 * MATMUL**3 / best / 1e9
+
+    def flops(self) -> int:
+        from keras_ganime.config import ModelConfig
+        from keras_ganime.models import build_discriminator, build_generator
+
+        cfg = ModelConfig()
+        return step_flops(forward_flops(build_generator(cfg)),
+                          forward_flops(build_discriminator(cfg)))
+
+
+class ReferenceWorker:
+    """forcecore's loop as Keras users write it, on the same models."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.np = np
+        self.images = _images(DATASET, 64).astype(np.float32) / 127.5 - 1.0  # kept as float32
+        self.rng = np.random.default_rng(0)
+        self.built: dict[int, Any] = {}
+
+    def _build(self, batch: int) -> Any:
+        import keras
+
+        from keras_ganime.config import ModelConfig
+        from keras_ganime.models import build_discriminator, build_generator
+
+        g, d = build_generator(ModelConfig()), build_discriminator(ModelConfig())
+        d.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), "binary_crossentropy")
+        z = keras.Input((1, 1, 100))
+        stacked = keras.Model(z, d(g(z)))
+        # Keras 3 fixes a model's trainable weights when its train function is first built: D's
+        # while D is trainable, the stacked model's once D is frozen.
+        x, y = self._batch(batch)
+        d.train_on_batch(x, y)
+        d.trainable = False
+        stacked.compile(keras.optimizers.Adam(1e-4, beta_1=0.5), "binary_crossentropy")
+        stacked.train_on_batch(self._noise(batch), y)
+        return g, d, stacked
+
+    def _noise(self, n: int) -> Any:
+        signs = self.rng.integers(0, 2, (n, 1, 1, 100)) * 2.0 - 1.0
+        return (signs + self.rng.uniform(-0.1, 0.1, signs.shape)).astype(self.np.float32)
+
+    def _batch(self, n: int) -> tuple[Any, Any]:
+        idx = self.rng.integers(0, len(self.images), n)
+        return self.images[idx], 1.0 - 0.1 * self.rng.random(n).astype(self.np.float32)
+
+    def measure(self, batch: int, steps: int) -> float:
+        if batch not in self.built:
+            self.built[batch] = self._build(batch)
+        g, d, stacked = self.built[batch]
+
+        def step() -> float:
+            z = self._noise(batch)
+            fakes = g.predict(z, verbose=0)
+            reals, high = self._batch(batch)
+            low = 0.1 * self.rng.random(batch).astype(self.np.float32)
+            d.train_on_batch(reals, high)
+            d.train_on_batch(fakes, low)
+            return stacked.train_on_batch(z, high)
+
+        return batch * steps / _timed(step, steps)
+
+
+def worker(kind: str) -> None:
+    """Answer one JSON request per stdin line with one JSON line on stdout."""
+    impl = ProjectWorker() if kind == "project" else ReferenceWorker()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "measure":
+            out: Any = impl.measure(req["batch"], req["steps"], **req.get("options", {}))
+        elif req["op"] == "peak":
+            out = impl.peak()
+        elif req["op"] == "flops":
+            out = impl.flops()
+        else:
+            out = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"value": out}), flush=True)
+
+
+class Worker:
+    def __init__(self, kind: str, onednn: str | None) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if onednn is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        contender = "project" if kind == "project" else "reference"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "keras_ganime.bench", "--worker", contender],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env)
+        self._read()
+
+    def _read(self) -> Any:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("a benchmark worker died; run it alone to see why: "
+                               "python -m keras_ganime.bench --worker project")
+        return json.loads(line).get("value")
+
+    def ask(self, op: str, **args: Any) -> Any:
+        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[dict[str, Any]]:
+    workers = {name: Worker(name, onednn) for name, onednn in CONTENDERS.items()}
+    project = workers["project"]
+    try:
+        flops = project.ask("flops")
+        peak = project.ask("peak")
+        results = []
+        for batch in batches:
+            # Size each measurement from a first timing so that it lasts about `seconds`.
+            rate = project.ask("measure", batch=batch, steps=1)
+            steps = max(2, round(seconds * rate / batch))
+            runs: dict[str, list[float]] = {name: [] for name in workers}
+            for name, w in workers.items():
+                w.ask("measure", batch=batch, steps=1)  # warm-up: tracing, first allocations
+            for r in range(repeats):
+                for name, w in workers.items():
+                    runs[name].append(w.ask("measure", batch=batch, steps=steps))
+                    log(f"batch {batch} repeat {r + 1}/{repeats} {name}: "
+                        f"{runs[name][-1]:.1f} images/s")
+            in_memory = project.ask("measure", batch=batch, steps=steps,
+                                    options={"in_memory": True})
+            ips = {name: statistics.median(v) for name, v in runs.items()}
+            gflops = ips["project"] * flops / 1e9
+            results.append({
+                "batch": batch,
+                "images_per_s": round(ips["project"], 2),
+                "reference_images_per_s": round(ips["reference"], 2),
+                "reference_onednn_images_per_s": round(ips["reference_onednn"], 2),
+                "ratio_default": round(ips["project"] / ips["reference"], 3),
+                "ratio_onednn": round(ips["project"] / ips["reference_onednn"], 3),
+                "gflops": round(gflops, 1),
+                "peak_gflops": round(peak, 1),
+                "peak_fraction": round(gflops / peak, 3),
+                "in_memory_images_per_s": round(in_memory, 2),
+                "pipeline_overhead": round(in_memory / ips["project"] - 1.0, 3),
+                "rss_mb": round(project.ask("rss"), 1),
+                "gflop_per_image": round(flops / 1e9, 3),
+                "repeats": repeats,
+                "steps_per_repeat": steps,
+            })
+        return results
+    finally:
+        for w in workers.values():
+            w.close()
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = ("batch  project  reference  ref+oneDNN  x default  x oneDNN  GFLOP/s  of peak  "
+            "pipeline  RSS MB")
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(
+            f"{r['batch']:>5}  {r['images_per_s']:>7.1f}  {r['reference_images_per_s']:>9.1f}  "
+            f"{r['reference_onednn_images_per_s']:>10.1f}  {r['ratio_default']:>9.2f}  "
+            f"{r['ratio_onednn']:>8.2f}  {r['gflops']:>7.1f}  {r['peak_fraction']:>7.0%}  "
+            f"{r['pipeline_overhead']:>+8.1%}  {r['rss_mb']:>6.0f}")
+    r = results[0]
+    rows.append(f"images/s of one training step (D reals + D fakes + G), median of "
+                f"{r['repeats']} interleaved repeats; {r['gflop_per_image']} GFLOP per image; "
+                f"practical peak {r['peak_gflops']} GFLOP/s (float32 matmul {MATMUL}x{MATMUL}); "
+                f"pipeline: cost of drawing real batches on the device against a constant batch")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m keras_ganime.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="one short repeat: under 2 minutes")
+    p.add_argument("--batches", default="16,64,128", help="comma-separated batch sizes")
+    p.add_argument("--json", action="store_true", help="one JSON line per batch size")
+    p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args.worker)
+        return 0
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+        if any(b <= 0 for b in batches):
+            raise ValueError
+    except ValueError:
+        print(f"error: --batches must be positive integers separated by commas, got "
+              f"{args.batches!r}", file=sys.stderr)
+        return 2
+    repeats, seconds = (1, 4.0) if args.quick else (5, 15.0)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    results = bench(batches, repeats, seconds, log)
+    if args.json:
+        print("\n".join(json.dumps(r) for r in results))
+    else:
+        print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

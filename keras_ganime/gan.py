@@ -1,0 +1,151 @@
+"""The training step: G, D, their optimizers, and one mini-batch as the reference runs it.
+
+One mini-batch does what the reference does, in its order: D on reals (`d_loss1`), D on fakes
+(`d_loss0`) as a separate update, then G through D with the real targets (`g_loss`), G being left
+alone during the first `warmup_steps`. It is all one compiled `tf.function` (`GAN.train_step`);
+`GAN.update` is its arithmetic, read top to bottom.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ganime.batches import Sampler, to_uint8
+from keras_ganime.config import Config, OptimConfig, TrainConfig
+from keras_ganime.models import build_discriminator, build_generator, sample_noise
+
+# Keras 2.0's binary cross-entropy clipped probabilities to [1e-7, 1 - 1e-7], which caps a loss at
+# about 16.1: the reference author's "loss above 15" failure signal is this saturation.
+EPSILON = 1e-7
+POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+XLA_CPU_MAX_BATCH = 0
+
+
+def bce(target: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
+    """Mean binary cross-entropy of probabilities p (batch, 1) against targets (batch,)."""
+    p = tf.clip_by_value(tf.cast(tf.reshape(p, [-1]), tf.float32), EPSILON, 1.0 - EPSILON)
+    return tf.reduce_mean(-(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p)))
+
+
+def build_optimizer(cfg: OptimConfig, loss_scale: bool = False) -> keras.optimizers.Optimizer:
+    """The optimizer the config names; `loss_scale` wraps it for float16 (dynamic scaling)."""
+    if cfg.name == "sgd":
+        opt = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum,
+                                   nesterov=cfg.nesterov)
+    else:
+        kind = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}[cfg.name]
+        opt = kind(cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2, epsilon=cfg.epsilon)
+    return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
+
+
+def use_xla(cfg: TrainConfig) -> bool:
+    """`auto`: XLA on a GPU; on a CPU only for small batches, where it was measured to help
+    (README, Performance)."""
+    if cfg.jit_compile != "auto":
+        return cfg.jit_compile == "on"
+    return bool(tf.config.list_logical_devices("GPU")) or cfg.batch_size <= XLA_CPU_MAX_BATCH
+
+
+class GAN:
+    """G, D, their optimizers, the random generator and the step counter: all a checkpoint holds."""
+
+    def __init__(self, cfg: Config, images: np.ndarray) -> None:
+        self.cfg = cfg
+        keras.utils.set_random_seed(cfg.train.seed)  # the initial weights
+        policy = POLICIES[cfg.train.mixed_precision]
+        self.generator = build_generator(cfg.model, policy)
+        self.discriminator = build_discriminator(cfg.model, policy)
+        self.g_optim = build_optimizer(cfg.g_optim, cfg.train.mixed_precision == "float16")
+        self.d_optim = build_optimizer(cfg.d_optim, cfg.train.mixed_precision == "float16")
+        self.g_optim.build(self.generator.trainable_variables)
+        self.d_optim.build(self.discriminator.trainable_variables)
+        self.rng = tf.random.Generator.from_seed(cfg.train.seed)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # The first step whose losses were not finite, or -1: kept on the device so that the
+        # loop learns the exact step without pulling the losses to the host every step.
+        self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
+        self.train_step = tf.function(self._train_step, jit_compile=use_xla(cfg.train))
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
+                                   g_optim=self.g_optim, d_optim=self.d_optim,
+                                   rng=self.rng, step=self.step)
+
+    def targets(self, n: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Soft targets: D's for the real batch, D's for the fake batch, and G's.
+
+        Real is the high class (1 - soft * U) and fake the low one (soft * U), unless `flip`.
+        G's target is always the real class's. An occasional flip swaps one sample's D target
+        with the other class's.
+        """
+        lab = self.cfg.labels
+        high = 1.0 - lab.soft * self.rng.uniform([n])
+        low = lab.soft * self.rng.uniform([n])
+        real, fake = (low, high) if lab.flip else (high, low)
+        swap_real = self.rng.uniform([n]) < lab.flip_prob
+        swap_fake = self.rng.uniform([n]) < lab.flip_prob
+        return tf.where(swap_real, fake, real), tf.where(swap_fake, real, fake), real
+
+    def _train_step(self) -> dict[str, tf.Tensor]:
+        n = self.cfg.train.batch_size
+        d_real_target, d_fake_target, g_target = self.targets(n)
+        z = sample_noise(self.rng, n, self.cfg.model.latent_dim, self.cfg.model.noise)
+        reals = self.sampler(self.step, self.rng)
+        return self.update(reals, z, d_real_target, d_fake_target, g_target)
+
+    def update(self, reals: tf.Tensor, z: tf.Tensor, d_real_target: tf.Tensor,
+               d_fake_target: tf.Tensor, g_target: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The arithmetic of one mini-batch, on inputs already drawn."""
+        # The reference makes D's fakes with predict(): G's BatchNorm in inference mode.
+        fakes = self.generator(z, training=self.cfg.train.fake_bn == "training")
+        d_loss1, p_real = self.d_update(reals, d_real_target)
+        d_loss0, p_fake = self.d_update(fakes, d_fake_target)
+        training_g = self.step >= self.cfg.train.warmup_steps
+        g_loss = tf.cond(training_g, lambda: self.g_update(z, g_target),
+                         lambda: tf.constant(np.nan, tf.float32))
+        self.step.assign_add(1)
+        finite = (tf.math.is_finite(d_loss0) & tf.math.is_finite(d_loss1)
+                  & (tf.math.is_finite(g_loss) | ~training_g))
+        self.first_bad_step.assign(tf.where((self.first_bad_step < 0) & ~finite, self.step,
+                                            self.first_bad_step))
+        return {"d_loss0": d_loss0, "d_loss1": d_loss1, "g_loss": g_loss,
+                "real_score": tf.reduce_mean(p_real), "fake_score": tf.reduce_mean(p_fake)}
+
+    def d_update(self, images: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One optimizer step of D alone; returns its loss and its outputs before the step."""
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            p = self.discriminator(images, training=True)
+            loss = bce(target, p)
+            scaled = self.d_optim.scale_loss(loss)  # the loss itself unless float16
+        self.d_optim.apply_gradients(zip(tape.gradient(scaled, d_vars), d_vars))
+        return loss, p
+
+    def g_update(self, z: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """One optimizer step of G through D; D's variables, moving statistics included, stay."""
+        g_vars = self.generator.trainable_variables
+        d = self.discriminator
+        with tf.GradientTape() as tape:
+            # D on batch statistics, as Keras 2.0 ran the frozen D inside the stacked model; the
+            # stateless call drops the moving-statistics update that training mode would make.
+            p, _ = d.stateless_call(d.trainable_variables, d.non_trainable_variables,
+                                    self.generator(z, training=True), training=True)
+            loss = bce(target, p)
+            scaled = self.g_optim.scale_loss(loss)
+        self.g_optim.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars))
+        return loss
+
+    def fixed_noise(self, n: int) -> tf.Tensor:
+        """The same latent batch for every sample grid of a run (its own seed stream)."""
+        rng = tf.random.Generator.from_seed(self.cfg.train.seed + 1_000_003)
+        return sample_noise(rng, n, self.cfg.model.latent_dim, self.cfg.model.noise)
+
+    def weights_finite(self) -> bool:
+        return all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                   for v in self.generator.weights + self.discriminator.weights)
+
+    def generate(self, z: tf.Tensor) -> np.ndarray:
+        return to_uint8(self.generator(z, training=False))
