@@ -5,18 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Overrides for the experiment targets: make exp-batch16 STEPS=300 DATA=faces.h5 SEED=1
-STEPS ?= 100000
-DATA ?=
-SEED ?= 0
-RUN = $(PY) -m keras_ganime.train --steps $(STEPS) --seed $(SEED) $(if $(DATA),--data $(DATA))
-
-# make train: the reference on the built-in faces, short enough for a laptop CPU (see README).
-TRAIN_STEPS ?= 500
+# Optional overrides of the experiment targets: make exp-batch16 STEPS=300 DATA=faces.h5 SEED=1
+RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),--seed $(SEED)) \
+	$(if $(DATA),--data $(DATA))
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test test-slow lint train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test lint train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -29,14 +24,11 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
-
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 train: $(STAMP)
-	$(PY) -m keras_ganime.train --steps $(TRAIN_STEPS) --set output.sample_every=50
+	$(RUN) --config experiments/train.toml
 
 exp-default exp-batch64: $(STAMP)
 	$(RUN) --config experiments/default.toml

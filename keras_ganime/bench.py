@@ -105,6 +105,7 @@ class ProjectWorker:
 
     def _step(self, batch: int, in_memory: bool) -> Any:
         if (batch, in_memory) not in self.steps:
+            self.steps.clear()  # one model pair alive at a time: the peak memory is one run's
             import tensorflow as tf
 
             from keras_ganime.batches import to_float
@@ -221,6 +222,8 @@ class Worker:
             [sys.executable, "-m", "keras_ganime.bench", "--worker", contender],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env)
+
+    def wait_ready(self) -> None:
         self._read()
 
     def _read(self) -> Any:
@@ -245,6 +248,8 @@ class Worker:
 
 def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[dict[str, Any]]:
     workers = {name: Worker(name, onednn) for name, onednn in CONTENDERS.items()}
+    for w in workers.values():  # started together, waited for together
+        w.wait_ready()
     project = workers["project"]
     try:
         flops = project.ask("flops")

@@ -20,7 +20,6 @@ from keras_ganime.models import build_discriminator, build_generator, sample_noi
 # about 16.1: the reference author's "loss above 15" failure signal is this saturation.
 EPSILON = 1e-7
 POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-XLA_CPU_MAX_BATCH = 0
 
 
 def bce(target: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
@@ -41,11 +40,11 @@ def build_optimizer(cfg: OptimConfig, loss_scale: bool = False) -> keras.optimiz
 
 
 def use_xla(cfg: TrainConfig) -> bool:
-    """`auto`: XLA on a GPU; on a CPU only for small batches, where it was measured to help
-    (README, Performance)."""
+    """`auto`: XLA on a GPU only. On the 2-core CPU it was measured (with oneDNN) at +3% for
+    batch 16, within the noise, and -19% and -30% for batches 64 and 128 (README, Performance)."""
     if cfg.jit_compile != "auto":
         return cfg.jit_compile == "on"
-    return bool(tf.config.list_logical_devices("GPU")) or cfg.batch_size <= XLA_CPU_MAX_BATCH
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 class GAN:
