@@ -11,7 +11,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test lint train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test lint bench train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m keras_ganime.bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,8 +9,9 @@ before TensorFlow is imported:
     reference_onednn  the same with TF_ENABLE_ONEDNN_OPTS=1
 The workers take turns, one at a time, so that every repeat of every contender sees the same
 machine; the reported figure is the median of the repeats. The project's worker also measures a
-large matmul (the practical peak), its step with a constant in-memory batch (the cost of drawing
-real batches on the device from the images loaded from HDF5), and the peak resident memory.
+large matmul (the practical peak) and its step with a constant in-memory batch (the cost of
+drawing real batches on the device from the images loaded from HDF5); a fresh process per batch
+size measures the peak resident memory of training at that size.
 """
 
 from __future__ import annotations
@@ -109,12 +110,12 @@ class ProjectWorker:
             import tensorflow as tf
 
             from keras_ganime.batches import to_float
-            from keras_ganime.train import GAN
+            from keras_ganime.gan import GAN
 
             gan = GAN(self.config_lib.load(None, [f"train.batch_size={batch}",
                                                   "train.warmup_steps=0"]), self.images)
             if in_memory:
-                fixed = to_float(tf.constant(self.images[:batch]))
+                fixed = to_float(tf.constant(self.images[:batch]))  # one constant batch
                 gan.sampler = lambda step, rng: fixed
             gan.train_step()  # trace and warm up
             self.steps[batch, in_memory] = gan.train_step
@@ -146,8 +147,11 @@ class ReferenceWorker:
     def __init__(self) -> None:
         import numpy as np
 
+        from keras_ganime.batches import to_float
+
         self.np = np
-        self.images = _images(DATASET, 64).astype(np.float32) / 127.5 - 1.0  # kept as float32
+        # The reference kept the whole dataset as float32 in host memory.
+        self.images = np.asarray(to_float(_images(DATASET, 64)))
         self.rng = np.random.default_rng(0)
         self.built: dict[int, Any] = {}
 
@@ -195,6 +199,18 @@ class ReferenceWorker:
         return batch * steps / _timed(step, steps)
 
 
+def training_rss(batch: int) -> float:
+    """Peak resident MB of a process that loads the data and trains a few steps at `batch`:
+    what a run at that batch needs, apart from any other measurement."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.gan import GAN
+
+    gan = GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
+              _images(DATASET, 64))
+    _timed(gan.train_step, 3)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(kind: str) -> None:
     """Answer one JSON request per stdin line with one JSON line on stdout."""
     impl = ProjectWorker() if kind == "project" else ReferenceWorker()
@@ -205,10 +221,8 @@ def worker(kind: str) -> None:
             out: Any = impl.measure(req["batch"], req["steps"], **req.get("options", {}))
         elif req["op"] == "peak":
             out = impl.peak()
-        elif req["op"] == "flops":
-            out = impl.flops()
         else:
-            out = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            out = impl.flops()
         print(json.dumps({"value": out}), flush=True)
 
 
@@ -283,7 +297,9 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
                 "peak_fraction": round(gflops / peak, 3),
                 "in_memory_images_per_s": round(in_memory, 2),
                 "pipeline_overhead": round(in_memory / ips["project"] - 1.0, 3),
-                "rss_mb": round(project.ask("rss"), 1),
+                "rss_mb": round(float(subprocess.run(
+                    [sys.executable, "-m", "keras_ganime.bench", "--rss", str(batch)],
+                    capture_output=True, text=True, check=True).stdout), 1),
                 "gflop_per_image": round(flops / 1e9, 3),
                 "repeats": repeats,
                 "steps_per_repeat": steps,
@@ -315,23 +331,29 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="one short repeat: under 2 minutes")
-    p.add_argument("--batches", default="16,64,128", help="comma-separated batch sizes")
+    p.add_argument("--quick", action="store_true",
+                   help="one short repeat at batch 16 unless --batches: a smoke run, under 2 min")
+    p.add_argument("--batches", help="comma-separated batch sizes (default 16,64,128)")
     p.add_argument("--json", action="store_true", help="one JSON line per batch size")
     p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--rss", type=int, metavar="BATCH", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         worker(args.worker)
         return 0
+    if args.rss:
+        print(training_rss(args.rss))
+        return 0
+    text = args.batches or ("16" if args.quick else "16,64,128")
     try:
-        batches = [int(b) for b in args.batches.split(",")]
+        batches = [int(b) for b in text.split(",")]
         if any(b <= 0 for b in batches):
             raise ValueError
     except ValueError:
-        print(f"error: --batches must be positive integers separated by commas, got "
-              f"{args.batches!r}", file=sys.stderr)
+        print(f"error: --batches must be positive integers separated by commas, got {text!r}",
+              file=sys.stderr)
         return 2
-    repeats, seconds = (1, 4.0) if args.quick else (5, 15.0)
+    repeats, seconds = (1, 3.0) if args.quick else (5, 10.0)
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

@@ -27,6 +27,9 @@ from keras_ganime.gan import GAN
 from keras_ganime.runs import RunDir, RunError, atomic_write, new_run_dir
 
 GRID_SAMPLES = 64
+# loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
+# fresh on a slow CPU and cost nothing noticeable at GPU speeds.
+REFRESH_S = 30.0
 
 
 class Stop(Exception):
@@ -73,10 +76,14 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
         pick = np.random.default_rng(cfg.train.seed).choice(n, GRID_SAMPLES, n < GRID_SAMPLES)
         viz.save_grid(tf.gather(gan.sampler.images, pick).numpy(), run.path / "reals.png", 8)
 
+    written = time.perf_counter()
+
     def write_plots() -> None:
+        nonlocal written
         run.write_losses(rows)
         if rows:
             viz.loss_plot(rows, run.path / "loss.png", run.path.name)
+        written = time.perf_counter()
 
     def fail_if_bad(step: int, check_weights: bool = False) -> None:
         bad = int(gan.first_bad_step.numpy())
@@ -119,6 +126,8 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
                     tf.summary.scalar(k, v, step=step)
                 bar.set_postfix(d0=f"{values['d_loss0']:.3f}", d1=f"{values['d_loss1']:.3f}",
                                 g=f"{values['g_loss']:.3f}", refresh=False)
+                if now - written > REFRESH_S:
+                    write_plots()
             if step % out.sample_every == 0 or step == cfg.train.steps:
                 viz.save_grid(gan.generate(fixed_z), run.path / "samples" / f"{step:07d}.png", 8)
                 write_plots()

@@ -1,0 +1,41 @@
+"""The benchmark's arithmetic; its timings are for `make bench`, never for tests."""
+
+from keras_ganime.bench import forward_flops, main, step_flops
+from keras_ganime.config import ModelConfig
+from keras_ganime.models import build_discriminator, build_generator
+
+
+def test_flop_counts_of_the_reference_by_hand():
+    g_macs = (
+        1 * 1 * 4 * 4 * 100 * 512  # ConvT stem, every input pixel through the 4x4 kernel
+        + 4 * 4 * 4 * 4 * 512 * 256  # ConvT 256 on a 4x4 input
+        + 8 * 8 * 4 * 4 * 256 * 128  # ConvT 128 on 8x8
+        + 16 * 16 * 4 * 4 * 128 * 64  # ConvT 64 on 16x16
+        + 32 * 32 * 3 * 3 * 64 * 64  # Conv 3x3 at 32x32
+        + 32 * 32 * 4 * 4 * 64 * 3  # ConvT 3 on 32x32
+    )
+    d_macs = (
+        32 * 32 * 4 * 4 * 3 * 64  # Conv outputs 32x32
+        + 16 * 16 * 4 * 4 * 64 * 128
+        + 8 * 8 * 4 * 4 * 128 * 256
+        + 4 * 4 * 4 * 4 * 256 * 512
+        + 4 * 4 * 512  # Dense 1
+    )
+    assert (g_macs, d_macs) == (142_376_960, 103_817_216)
+    g = forward_flops(build_generator(ModelConfig()))
+    d = forward_flops(build_discriminator(ModelConfig()))
+    assert (g, d) == (2 * g_macs, 2 * d_macs)
+    assert step_flops(g, d) == 2_800_091_136  # 2.80 GFLOP per image per training step
+
+
+def test_upsample_generator_costs_more():
+    transpose = forward_flops(build_generator(ModelConfig()))
+    upsample = forward_flops(build_generator(ModelConfig(upsampling="upsample")))
+    # Each up-sampling block convolves at the doubled size: 4x the multiply-adds of its ConvT.
+    assert upsample - transpose == 2 * 3 * (4 - 1) * 33_554_432
+
+
+def test_bad_batches_are_a_one_line_error(capsys):
+    assert main(["--batches", "16,x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --batches must be positive integers") and err.count("\n") == 1
