@@ -211,6 +211,42 @@ def training_rss(batch: int) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def op_profile(batch: int, steps: int = 3) -> list[tuple[str, float]]:
+    """(op type, share of the kernel time) over `steps` training steps, from the TensorFlow
+    profiler's trace of the compute threads: where the time of the step goes."""
+    import collections
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from keras_ganime import config as config_lib
+    from keras_ganime.gan import GAN
+
+    gan = GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
+              _images(DATASET, 64))
+    _timed(gan.train_step, 2)
+    with tempfile.TemporaryDirectory() as logdir:
+        options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
+        tf.profiler.experimental.start(logdir, options=options)
+        _timed(gan.train_step, steps)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        trace = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]
+        space.ParseFromString(Path(trace).read_bytes())
+    per_op: collections.Counter[str] = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "node/path:OpType"
+                if not name.endswith("Process"):  # the executor's wrapper around the kernels
+                    per_op[name.rsplit(":", 1)[-1]] += event.duration_ps
+    total = sum(per_op.values())
+    return [(name, ps / total) for name, ps in per_op.most_common()]
+
+
 def worker(kind: str) -> None:
     """Answer one JSON request per stdin line with one JSON line on stdout."""
     impl = ProjectWorker() if kind == "project" else ReferenceWorker()
@@ -337,12 +373,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON line per batch size")
     p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
     p.add_argument("--rss", type=int, metavar="BATCH", help=argparse.SUPPRESS)
+    p.add_argument("--profile", type=int, metavar="BATCH",
+                   help="only print the share of the step's kernel time per op type")
     args = p.parse_args(argv)
     if args.worker:
         worker(args.worker)
         return 0
     if args.rss:
         print(training_rss(args.rss))
+        return 0
+    if args.profile:
+        shares = op_profile(args.profile)
+        print("\n".join(f"{share:6.1%}  {name}" for name, share in shares if share >= 0.005))
         return 0
     text = args.batches or ("16" if args.quick else "16,64,128")
     try:
