@@ -40,8 +40,8 @@ def build_optimizer(cfg: OptimConfig, loss_scale: bool = False) -> keras.optimiz
 
 
 def use_xla(cfg: TrainConfig) -> bool:
-    """`auto`: XLA on a GPU only. On the 2-core CPU it was measured (with oneDNN) at +3% for
-    batch 16, within the noise, and -19% and -30% for batches 64 and 128 (README, Performance)."""
+    """`auto`: XLA on a GPU only. On the 2-core CPU this step under XLA was measured 8x slower
+    than without it (README, Performance)."""
     if cfg.jit_compile != "auto":
         return cfg.jit_compile == "on"
     return bool(tf.config.list_logical_devices("GPU"))
