@@ -96,11 +96,17 @@ def _timed(step: Any, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def _gan(batch: int, images: Any) -> Any:
+    """The project's GAN with its default settings at `batch`, training G from the first step."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.gan import GAN
+
+    return GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
+               images)
+
+
 class ProjectWorker:
     def __init__(self) -> None:
-        from keras_ganime import config as config_lib
-
-        self.config_lib = config_lib
         self.images = _images(DATASET, 64)
         self.steps: dict[tuple[int, bool], Any] = {}
 
@@ -110,10 +116,8 @@ class ProjectWorker:
             import tensorflow as tf
 
             from keras_ganime.batches import to_float
-            from keras_ganime.gan import GAN
 
-            gan = GAN(self.config_lib.load(None, [f"train.batch_size={batch}",
-                                                  "train.warmup_steps=0"]), self.images)
+            gan = _gan(batch, self.images)
             if in_memory:
                 fixed = to_float(tf.constant(self.images[:batch]))  # one constant batch
                 gan.sampler = lambda step, rng: fixed
@@ -202,11 +206,7 @@ class ReferenceWorker:
 def training_rss(batch: int) -> float:
     """Peak resident MB of a process that loads the data and trains a few steps at `batch`:
     what a run at that batch needs, apart from any other measurement."""
-    from keras_ganime import config as config_lib
-    from keras_ganime.gan import GAN
-
-    gan = GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
-              _images(DATASET, 64))
+    gan = _gan(batch, _images(DATASET, 64))
     _timed(gan.train_step, 3)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -220,11 +220,7 @@ def op_profile(batch: int, steps: int = 3) -> list[tuple[str, float]]:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from keras_ganime import config as config_lib
-    from keras_ganime.gan import GAN
-
-    gan = GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
-              _images(DATASET, 64))
+    gan = _gan(batch, _images(DATASET, 64))
     _timed(gan.train_step, 2)
     with tempfile.TemporaryDirectory() as logdir:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)

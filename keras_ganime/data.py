@@ -20,8 +20,10 @@ import multiprocessing.pool
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -175,7 +177,8 @@ def _pool(workers: int) -> multiprocessing.pool.Pool:
     return multiprocessing.get_context("spawn").Pool(workers)
 
 
-def _run(fn, jobs: list, workers: int, chunksize: int, bar: tqdm, weight=lambda r: 1) -> list:
+def _run(fn: Callable[[Any], Any], jobs: list, workers: int, chunksize: int, bar: tqdm,
+         weight: Callable[[Any], int] = lambda r: 1) -> list:
     """[fn(j) for j in jobs], in order, in workers processes (in this one if 1), ticking bar by
     weight(result) for each. (Not `bar.update() or r`: update() returns True when it redraws.)"""
     results = []
