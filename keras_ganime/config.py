@@ -17,6 +17,10 @@ from typing import Any
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 OPTIMIZERS = ("adam", "adamax", "sgd")
+# Metric names say which features they were computed on: *_anime (the shipped encoder) and
+# *_inception are not comparable. swd and checkerboard work on pixels.
+METRICS = ("swd", "checkerboard", "fid_anime", "kid_anime", "dup_anime", "fid_inception",
+           "kid_inception", "dup_inception")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                 "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal")
 
@@ -84,6 +88,26 @@ class OutputConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # steps between evaluations during training (metrics.csv); 0: none
+    samples: int = 2000  # generated images, and as many reals, per evaluation
+    metrics: str = "swd,fid_anime,kid_anime,dup_anime,checkerboard"  # comma-separated
+    inception_weights: str = ""  # InceptionV3 weights file, for the *_inception metrics
+
+
+@dataclass
+class FailureConfig:
+    # The reference author's signals: a D loss staying above 15 (the clipped BCE saturates at
+    # 16.1), or G's above 15 for more than 30 mini-batches; then the metrics at evaluations.
+    action: str = "continue"  # continue (the paper's runs went on past failure) | stop
+    loss_limit: float = 15.0
+    d_patience: int = 30  # steps in a row with a D loss above loss_limit
+    g_patience: int = 30  # steps in a row with G's loss above loss_limit
+    duplicate_limit: float = 0.5  # duplicate rate at an evaluation that means collapse
+    fid_jump: float = 2.0  # FID at an evaluation above this multiple of the run's best so far
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -92,6 +116,8 @@ class Config:
     labels: LabelConfig = field(default_factory=LabelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    failure: FailureConfig = field(default_factory=FailureConfig)
 
     def validate(self) -> Config:
         for key, value in flatten(self).items():
@@ -102,6 +128,8 @@ class Config:
             "train.steps", "output.log_every", "output.sample_every",
             "output.checkpoint_every", "output.keep_checkpoints",
             "d_optim.learning_rate", "g_optim.learning_rate",
+            "failure.loss_limit", "failure.d_patience", "failure.g_patience",
+            "failure.duplicate_limit", "failure.fid_jump",
         ]
         for key in positive:
             if get(self, key) <= 0:
@@ -119,6 +147,7 @@ class Config:
             "train.jit_compile": ("auto", "on", "off"),
             "train.mixed_precision": ("off", "bfloat16", "float16"),
             "model.initializer": INITIALIZERS,
+            "failure.action": ("continue", "stop"),
         }
         for key, allowed in choices.items():
             if get(self, key) not in allowed:
@@ -134,15 +163,28 @@ class Config:
                 raise ConfigError(f"{key} must be in [0, 1), got {get(self, key)}")
         if not 0 <= self.train.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}")
-        for key in ("model.leaky_slope", "train.warmup_steps", "d_optim.epsilon",
+        for key in ("model.leaky_slope", "train.warmup_steps", "eval.every", "d_optim.epsilon",
                     "g_optim.epsilon"):
             if get(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {get(self, key)}")
         if not self.output.name or "/" in self.output.name:
             raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
+        unknown = [m for m in self.eval_metrics() if m not in METRICS]
+        if unknown:
+            raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; known: "
+                              f"{', '.join(METRICS)}")
+        if any(m.endswith("_inception") for m in self.eval_metrics()) and not (
+                self.eval.inception_weights):
+            raise ConfigError("eval.metrics names an *_inception metric but "
+                              "eval.inception_weights names no weights file")
+        if self.eval.samples < 2:
+            raise ConfigError(f"eval.samples must be at least 2, got {self.eval.samples}")
         if not self.output.runs_dir:
             raise ConfigError("output.runs_dir must not be empty")
         return self
+
+    def eval_metrics(self) -> list[str]:
+        return [m.strip() for m in self.eval.metrics.split(",") if m.strip()]
 
 
 def flatten(cfg: Config) -> dict[str, Any]:

@@ -194,22 +194,29 @@ def _run(fn: Callable[[Any], Any], jobs: list, workers: int, chunksize: int, bar
     return results
 
 
-def prepare(
-    src: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
-    force: bool = False, progress: bool = True,
-) -> PrepareSummary:
-    """Read every image under src, as RGB size x size uint8, into the HDF5 file out."""
-    src, out = Path(src), Path(out)
+@dataclass
+class Folder:
+    """The readable images of a folder, and what could not be read."""
+
+    images: np.ndarray  # uint8 (N, size, size, 3)
+    files: list[str]  # relative to the folder, one per image
+    class_names: list[str]  # its sub-folders; [] for a flat folder
+    labels: np.ndarray  # int32 index into class_names per image; -1 for images at the top level
+    bad: list[tuple[str, str]]  # (file, why) for each image file that could not be decoded
+    ignored: int  # files left out because their extension is not an image format
+
+
+def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
+                progress: bool = True) -> Folder:
+    """Every image under src (flat, or one sub-folder per class) as RGB size x size uint8."""
+    src = Path(src)
     if size < 8:
         raise DataError(f"--size must be at least 8, got {size}")
-    if out.exists() and not force:
-        raise DataError(f"{out}: already exists; pass --force to replace it")
-    start = time.perf_counter()
     files, class_names, ignored = _find_images(src)
     workers = workers or os.cpu_count() or 1
     jobs = [(str(f), size) for f in files]
     chunk = max(1, min(256, len(jobs) // (8 * workers)))
-    with tqdm(total=len(jobs), desc=f"prepare {src.name}", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(jobs), desc=f"read {src.name}", unit="img", disable=not progress) as bar:
         results = _run(_decode, jobs, workers, chunk, bar)
     keep = [i for i, (a, _) in enumerate(results) if a is not None]
     bad = [(files[i].relative_to(src).as_posix(), why) for i, (a, why) in enumerate(results)
@@ -218,15 +225,49 @@ def prepare(
         raise DataError(f"{src}: none of its {len(files)} image files could be read")
     index = {name: i for i, name in enumerate(class_names)}
     parents = [files[i].parent.relative_to(src).as_posix() for i in keep]
-    write_h5(
-        out,
-        np.stack([results[i][0] for i in keep]),
-        np.array([index.get(p, -1) for p in parents], np.int32),
-        class_names,
-        [files[i].relative_to(src).as_posix() for i in keep],
-    )
-    return PrepareSummary(len(keep), time.perf_counter() - start, out,
-                          out.stat().st_size / 2**20, bad, ignored)
+    return Folder(np.stack([results[i][0] for i in keep]),
+                  [files[i].relative_to(src).as_posix() for i in keep], class_names,
+                  np.array([index.get(p, -1) for p in parents], np.int32), bad, ignored)
+
+
+def prepare(
+    src: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
+    force: bool = False, progress: bool = True,
+) -> PrepareSummary:
+    """Read every image under src, as RGB size x size uint8, into the HDF5 file out."""
+    src, out = Path(src), Path(out)
+    if out.exists() and not force:
+        raise DataError(f"{out}: already exists; pass --force to replace it")
+    start = time.perf_counter()
+    folder = read_folder(src, size, workers, progress)
+    write_h5(out, folder.images, folder.labels, folder.class_names, folder.files)
+    return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
+                          out.stat().st_size / 2**20, folder.bad, folder.ignored)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 images at size x size (antialiased), or the same array if they are already."""
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.Resampling.LANCZOS))
+                     for a in images])
+
+
+def image_set(path: str | Path, size: int | None = None, progress: bool = True) -> np.ndarray:
+    """uint8 images from a prepared HDF5 file or a folder of images, at size x size if given,
+    else at the file's size or the width of the folder's first image."""
+    path = Path(path)
+    if path.is_dir():
+        if size is None:
+            first = _find_images(path)[0][0]
+            try:
+                with Image.open(first) as img:
+                    size = img.width
+            except OSError as e:
+                raise DataError(f"{first}: cannot be read ({e})") from None
+        return read_folder(path, size, progress=progress).images
+    images = read_h5(path).images
+    return resize(images, size) if size else images
 
 
 # --- synth: the built-in dataset -----------------------------------------------------------
@@ -281,14 +322,7 @@ def load_images(path: str, n_synth: int, image_size: int) -> np.ndarray:
 
     A file of another image size is resized once here (antialiased), not per batch.
     """
-    images = read_h5(path or default_dataset(n_synth, image_size)).images
-    if images.shape[1:3] != (image_size, image_size):
-        images = np.stack([
-            np.asarray(Image.fromarray(a).resize((image_size, image_size),
-                                                 Image.Resampling.LANCZOS))
-            for a in images
-        ])
-    return images
+    return resize(read_h5(path or default_dataset(n_synth, image_size)).images, image_size)
 
 
 # --- command line --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from keras_ganime.models import build_discriminator, build_generator, sample_noi
 # Keras 2.0's binary cross-entropy clipped probabilities to [1e-7, 1 - 1e-7], which caps a loss at
 # about 16.1: the reference author's "loss above 15" failure signal is this saturation.
 EPSILON = 1e-7
+WATCHED = ("d_loss0", "d_loss1", "g_loss")  # the losses the failure watch follows, in order
 POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
@@ -65,13 +66,21 @@ class GAN:
         # The first step whose losses were not finite, or -1: kept on the device so that the
         # loop learns the exact step without pulling the losses to the host every step.
         self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        # The failure watch, kept on the device for the same reason: how many steps in a row each
+        # loss has been above the limit, and the first step at which a run of them outlasted its
+        # patience (-1: none yet) with the loss it was (an index into WATCHED).
+        self.high_streak = tf.Variable(tf.zeros(len(WATCHED), tf.int64), trainable=False)
+        self.loss_failed_at = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.loss_failure = tf.Variable(-1, dtype=tf.int64, trainable=False)
         self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
         self.train_step = tf.function(self._train_step, jit_compile=use_xla(cfg.train))
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                    g_optim=self.g_optim, d_optim=self.d_optim,
-                                   rng=self.rng, step=self.step)
+                                   rng=self.rng, step=self.step, high_streak=self.high_streak,
+                                   loss_failed_at=self.loss_failed_at,
+                                   loss_failure=self.loss_failure)
 
     def targets(self, n: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Soft targets: D's for the real batch, D's for the fake batch, and G's.
@@ -93,7 +102,22 @@ class GAN:
         d_real_target, d_fake_target, g_target = self.targets(n)
         z = sample_noise(self.rng, n, self.cfg.model.latent_dim, self.cfg.model.noise)
         reals = self.sampler(self.step, self.rng)
-        return self.update(reals, z, d_real_target, d_fake_target, g_target)
+        losses = self.update(reals, z, d_real_target, d_fake_target, g_target)
+        self.watch(losses)
+        return losses
+
+    def watch(self, losses: dict[str, tf.Tensor]) -> None:
+        """Counts each loss's steps in a row above failure.loss_limit; the first time a count
+        passes its patience, records the step and the loss. (G's NaN in warm-up is not above.)"""
+        fail = self.cfg.failure
+        values = tf.stack([losses[k] for k in WATCHED])
+        self.high_streak.assign(tf.where(values > fail.loss_limit, self.high_streak + 1, 0))
+        over = self.high_streak > tf.constant([fail.d_patience, fail.d_patience,
+                                               fail.g_patience], tf.int64)
+        first = (self.loss_failed_at < 0) & tf.reduce_any(over)
+        self.loss_failed_at.assign(tf.where(first, self.step, self.loss_failed_at))
+        self.loss_failure.assign(tf.where(first, tf.argmax(tf.cast(over, tf.int64)),
+                                          self.loss_failure))
 
     def update(self, reals: tf.Tensor, z: tf.Tensor, d_real_target: tf.Tensor,
                d_fake_target: tf.Tensor, g_target: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -83,14 +83,14 @@ def check_walk(index: int | None, latent_dim: int) -> None:
         raise GenerateError(f"--walk {index} is outside [0, {latent_dim}): the latent size")
 
 
-def restore_generator(run: Path, cfg: Config) -> keras.Model:
-    """The generator alone, from the run's latest checkpoint: a run still training or stopped
-    early has no generator.keras yet."""
+def restore_generator(run: Path, cfg: Config, checkpoint: str | None = None) -> keras.Model:
+    """The generator alone, from the run's latest checkpoint (or the one named): a run still
+    training or stopped early has no generator.keras yet."""
     import tensorflow as tf
 
     from keras_ganime.models import build_generator
 
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    latest = checkpoint or tf.train.latest_checkpoint(str(run / "checkpoints"))
     if latest is None:
         raise GenerateError(f"{run}: the checkpoint index names no checkpoint files")
     model = build_generator(cfg.model)

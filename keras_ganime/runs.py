@@ -5,11 +5,14 @@
         run.json         status, step, command line, versions, failure if any
         loss.csv         step, losses, scores, images/s, wall time
         loss.png         the loss curves, as the paper's figures
+        metrics.csv      step, wall time and each metric, every eval.every steps
+        metrics.png      the metric curves
         reals.png        a grid of real training images
         samples/NNNNNNN.png   fixed-noise 8x8 grids, one frame per sample_every steps
         checkpoints/     both models, both optimizers, the step, the random generator
         tensorboard/     summaries for TensorBoard
         generator.keras  the final generator
+        eval/NNNNNNN/metrics.json   `python -m keras_ganime.evaluate RUN`, per checkpoint
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -92,17 +96,27 @@ class RunDir:
         path = self.path / name
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def write_losses(self, rows: list[dict[str, float]]) -> None:
+    def write_csv(self, name: str, rows: list[dict[str, float]], columns: Sequence[str]) -> None:
         out = io.StringIO()
-        writer = csv.DictWriter(out, LOSS_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write(self.path / "loss.csv", out.getvalue())
+        atomic_write(self.path / name, out.getvalue())
+
+    def read_csv(self, name: str) -> list[dict[str, float]]:
+        return read_csv(self.path / name)
+
+    def write_losses(self, rows: list[dict[str, float]]) -> None:
+        self.write_csv("loss.csv", rows, LOSS_COLUMNS)
 
     def read_losses(self) -> list[dict[str, float]]:
-        path = self.path / "loss.csv"
-        if not path.exists():
-            return []
-        with open(path, newline="") as f:
-            return [{k: int(v) if k == "step" else float(v) for k, v in row.items()}
-                    for row in csv.DictReader(f)]
+        return self.read_csv("loss.csv")
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    """Rows of a run's CSV file, `step` as int and every other column as float; [] if none."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: int(v) if k == "step" else float(v) for k, v in row.items()}
+                for row in csv.DictReader(f)]

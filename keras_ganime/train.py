@@ -2,7 +2,9 @@
 
 It draws nothing and computes nothing of its own: it runs steps, pulls losses to the host every
 `log_every` steps, and writes the run directory (`runs.py`): CSV, TensorBoard, grids, loss plot,
-checkpoints. It resumes from the last checkpoint, and stops cleanly on SIGINT or SIGTERM.
+checkpoints, and the metrics every eval.every steps. It records the run's first failure (a loss
+that stays above its limit, a collapse or a jump of FID) and, as failure.action says, goes on or
+stops. It resumes from the last checkpoint, and stops cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from keras_ganime import config as config_lib
 from keras_ganime import viz
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, load_images
-from keras_ganime.gan import GAN
+from keras_ganime.evaluate import EvalError, Evaluator
+from keras_ganime.gan import GAN, WATCHED
 from keras_ganime.runs import RunDir, RunError, atomic_write, new_run_dir
 
 GRID_SAMPLES = 64
@@ -38,6 +41,32 @@ class Stop(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def loss_failure(gan: GAN) -> tuple[int, str] | None:
+    """(step, reason) once the device-side watch has seen a loss stay above the limit."""
+    step = int(gan.loss_failed_at.numpy())
+    if step < 0:
+        return None
+    fail = gan.cfg.failure
+    loss = WATCHED[int(gan.loss_failure.numpy())]
+    patience = fail.g_patience if loss == "g_loss" else fail.d_patience
+    return step, (f"{loss} above {fail.loss_limit:g} for more than {patience} steps in a row "
+                  f"(since step {step - patience})")
+
+
+def metric_failure(rows: list[dict[str, float]], cfg: Config) -> str | None:
+    """Why the latest evaluation says the run has failed, or None: a duplicate rate at the limit
+    (collapse), or an FID more than failure.fid_jump times the best of the earlier ones."""
+    fail, last = cfg.failure, rows[-1]
+    for name, value in last.items():
+        if name.startswith("dup_") and value >= fail.duplicate_limit:
+            return f"{name} {value:.3f} reached {fail.duplicate_limit:g}: mode collapse"
+        if name.startswith("fid_") and len(rows) > 1:
+            best = min(r[name] for r in rows[:-1])
+            if value > fail.fid_jump * best:
+                return f"{name} jumped to {value:.1f}, over {fail.fid_jump:g} x its best {best:.1f}"
+    return None
 
 
 class _Signals:
@@ -58,8 +87,9 @@ class _Signals:
             signal.signal(s, handler)
 
 
-def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
-    """Train in `run` up to cfg.train.steps, resuming from its latest checkpoint if it has one."""
+def fit(gan: GAN, run: RunDir, progress: bool = True, evaluator: Evaluator | None = None) -> None:
+    """Train in `run` up to cfg.train.steps, resuming from its latest checkpoint if it has one,
+    scored by `evaluator` every eval.every steps."""
     cfg, out = gan.cfg, gan.cfg.output
     ckpt = gan.checkpoint()
     manager = tf.train.CheckpointManager(ckpt, run.checkpoints, out.keep_checkpoints)
@@ -68,6 +98,8 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
     start = int(gan.step.numpy())
     # Rows past the checkpoint belong to steps that will be run again.
     rows = [r for r in run.read_losses() if r["step"] <= start]
+    scores = [r for r in run.read_csv("metrics.csv") if r["step"] <= start]
+    failed = "failed_at" in run.read_json("run.json")
     wall0 = rows[-1]["wall_s"] if rows else 0.0
     fixed_z = gan.fixed_noise(GRID_SAMPLES)
     writer = tf.summary.create_file_writer(str(run.path / "tensorboard"))
@@ -97,6 +129,31 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
                                     "failed_at": bad if bad >= 0 else step, "reason": reason})
         raise Stop(f"{reason}; the last good checkpoint is kept in {run.checkpoints}")
 
+    def record_failure(step: int, reason: str) -> None:
+        """The run's first failure goes into run.json; failure.action says whether to go on."""
+        nonlocal failed
+        if failed:
+            return
+        failed = True
+        run.write_json("run.json", {**run.read_json("run.json"), "failed_at": step,
+                                    "reason": reason})
+        bar.write(f"failed at step {step}: {reason}")
+        if cfg.failure.action == "stop":
+            save("failed")
+            bar.close()
+            raise Stop(f"failed at step {step}: {reason}; checkpoint saved in {run.checkpoints}")
+
+    def evaluate(step: int) -> None:
+        scores.append({"step": step, **evaluator(gan.generator),
+                       "wall_s": round(wall0 + time.perf_counter() - t0, 3)})
+        run.write_csv("metrics.csv", scores, ["step", *evaluator.names, "wall_s"])
+        viz.metric_plot({run.path.name: scores}, evaluator.names, run.path / "metrics.png",
+                        run.path.name)
+        for name in evaluator.names:
+            tf.summary.scalar(name, scores[-1][name], step=step)
+        if (reason := metric_failure(scores, cfg)) is not None:
+            record_failure(step, reason)
+
     def save(status: str) -> None:
         """The CSV before the checkpoint: a kill between the two leaves rows that resume trims,
         never a gap. Nothing non-finite is ever saved."""
@@ -117,6 +174,8 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
             if step % out.log_every == 0:  # the only place losses reach the host
                 values = {k: float(v) for k, v in losses.items()}
                 fail_if_bad(step)
+                if (failure := loss_failure(gan)) is not None:
+                    record_failure(*failure)
                 now = time.perf_counter()
                 speed = (step - last_step) * cfg.train.batch_size / (now - clock)
                 clock, last_step = now, step
@@ -128,6 +187,8 @@ def fit(gan: GAN, run: RunDir, progress: bool = True) -> None:
                                 g=f"{values['g_loss']:.3f}", refresh=False)
                 if now - written > REFRESH_S:
                     write_plots()
+            if evaluator is not None and cfg.eval.every and step % cfg.eval.every == 0:
+                evaluate(step)
             if step % out.sample_every == 0 or step == cfg.train.steps:
                 viz.save_grid(gan.generate(fixed_z), run.path / "samples" / f"{step:07d}.png", 8)
                 write_plots()
@@ -196,13 +257,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         images = load_images(cfg.data.path, cfg.data.synth_n, cfg.model.image_size)
         gan = GAN(cfg, images)  # bad data fails here, before any run directory is made
+        evaluator = Evaluator(cfg, images) if cfg.eval.every else None
         with RunDir(args.resume) if args.resume else new_run(cfg) as run:
             print(f"run directory: {run.path}", file=sys.stderr)
-            fit(gan, run)
+            fit(gan, run, evaluator=evaluator)
     except Stop as e:
         print(f"stopped: {e}", file=sys.stderr)
         return e.exit_code
-    except (ConfigError, DataError, RunError) as e:
+    except (ConfigError, DataError, RunError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,12 @@
-"""Pictures of a run: image grids, loss curves, and the animation of the sample frames."""
+"""Pictures of a run: image grids, loss and metric curves, and the animation of the samples."""
 
 from __future__ import annotations
 
 import io
 import math
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,8 +36,7 @@ def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
     save_png(grid(images, cols), path)
 
 
-def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None:
-    """d_loss0, d_loss1 and g_loss against mini-batch, as the paper's loss figures."""
+def _pyplot() -> ModuleType:
     # Imported here: matplotlib costs a second or more to import, which the command-line tools
     # that only write grids should not pay.
     import matplotlib
@@ -43,7 +44,21 @@ def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None
     matplotlib.use("Agg")  # files only: no display on servers and in tests
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """d_loss0, d_loss1 and g_loss against mini-batch, as the paper's loss figures."""
+    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
     steps = [r["step"] for r in rows]
     for key, colour in (("d_loss0", "tab:blue"), ("d_loss1", "tab:orange"),
                         ("g_loss", "tab:green")):
@@ -53,11 +68,26 @@ def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write(Path(path), buf.getvalue())
+    _save(fig, path)
+
+
+def metric_plot(series: dict[str, list[dict[str, float]]], names: list[str], path: Path,
+                title: str = "") -> None:
+    """One panel per metric against mini-batch, one line per entry of series (a run, a seed)."""
+    fig, axes = _pyplot().subplots(1, len(names), figsize=(3.2 * len(names), 3), dpi=100,
+                                   squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for label, rows in series.items():
+            rows = [r for r in rows if name in r]
+            ax.plot([r["step"] for r in rows], [r[name] for r in rows], marker=".",
+                    linewidth=0.8, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("mini-batch")
+        ax.grid(alpha=0.3)
+    if len(series) > 1:
+        axes[0][0].legend(fontsize="small")
+    fig.suptitle(title)
+    _save(fig, path)
 
 
 def animate(frames: list[Path], out: Path, ms_per_frame: int = 200) -> None:

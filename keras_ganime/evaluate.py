@@ -1,0 +1,241 @@
+"""Metrics of a generator or of any two image sets; `python -m keras_ganime.evaluate`.
+
+    python -m keras_ganime.evaluate runs/00007-batch16                    # its latest checkpoint
+    python -m keras_ganime.evaluate runs/00007-batch16 --all-checkpoints  # every checkpoint kept
+    python -m keras_ganime.evaluate compare faces/ data/anime-faces-64.h5 --metrics fid_anime,swd
+    python -m keras_ganime.evaluate compare A B --json                    # one JSON line
+
+A run's checkpoints are scored against a fixed sample of its own training images, and each
+result is written to RUN/eval/NNNNNNN/metrics.json. The sets of `compare` are folders of images
+or prepared HDF5 files. Metric names say what they were computed on (config.METRICS):
+*_anime on the shipped anime-face encoder, *_inception on InceptionV3 from the weights file
+given with --inception; the two are not comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from keras_ganime import config as config_lib
+from keras_ganime import metrics
+from keras_ganime.config import Config, ConfigError
+from keras_ganime.data import DataError, image_set, load_images
+from keras_ganime.runs import atomic_write
+
+if TYPE_CHECKING:
+    import keras
+
+SEED = 0
+LATENT_SEED = 2_000_003  # eval latents: a stream of their own, apart from training's and grids'
+
+
+class EvalError(Exception):
+    """A request that cannot be carried out; its message is one line."""
+
+
+def check_names(names: Sequence[str], inception_weights: str = "") -> list[str]:
+    names = [n.strip() for n in names if n.strip()]
+    for name in names:
+        if name not in config_lib.METRICS:
+            raise EvalError(f"unknown metric {name!r}; known: {', '.join(config_lib.METRICS)}")
+        if name.endswith("_inception") and not inception_weights:
+            raise EvalError(f"{name} needs an InceptionV3 weights file (--inception PATH)")
+    if not names:
+        raise EvalError("no metric named")
+    return names
+
+
+def metric_values(reals: np.ndarray, fakes: np.ndarray, names: Sequence[str],
+                  features: Callable[[str, str, np.ndarray], np.ndarray]) -> dict[str, float]:
+    """Each named metric of fakes against reals; `features(extractor, which, images)` gives the
+    features of "reals" or "fakes" on the extractor "anime" or "inception"."""
+    values: dict[str, float] = {}
+    for name in names:
+        if name == "swd":
+            values["swd"] = metrics.swd(reals, fakes)["swd_mean"]
+        elif name == "checkerboard":
+            values["checkerboard"] = metrics.checkerboard_score(fakes)
+        else:
+            kind, extractor = name.split("_")
+            real, fake = features(extractor, "reals", reals), features(extractor, "fakes", fakes)
+            if kind == "fid":
+                values[name] = metrics.fid(real, fake)
+            elif kind == "kid":
+                values[name] = metrics.kid(real, fake)[0]
+            else:
+                values[name] = metrics.duplicate_rate(fake, real)
+    return values
+
+
+class Scorer:
+    """Scores image sets against one fixed set of reals, whose features are computed once."""
+
+    def __init__(self, reals: np.ndarray, names: Sequence[str], inception_weights: str = "",
+                 samples: int | None = None, seed: int = SEED) -> None:
+        self.names = check_names(names, inception_weights)
+        if inception_weights and not Path(inception_weights).is_file():
+            raise EvalError(f"{inception_weights}: no such InceptionV3 weights file")
+        if samples is not None and samples < len(reals):
+            reals = reals[np.random.default_rng(seed).choice(len(reals), samples, replace=False)]
+        self.reals = reals
+        self.inception_weights = inception_weights
+        self._extractors: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self._real_features: dict[str, np.ndarray] = {}
+
+    def _features(self, extractor: str, which: str, images: np.ndarray) -> np.ndarray:
+        if extractor not in self._extractors:
+            from keras_ganime import features
+
+            self._extractors[extractor] = features.get_extractor(extractor,
+                                                                 self.inception_weights)
+        if which == "fakes":
+            return self._extractors[extractor](images)
+        if extractor not in self._real_features:
+            self._real_features[extractor] = self._extractors[extractor](images)
+        return self._real_features[extractor]
+
+    def __call__(self, fakes: np.ndarray) -> dict[str, float]:
+        return metric_values(self.reals, fakes, self.names, self._features)
+
+
+class Evaluator:
+    """Scores a generator, as it is now, on a fixed batch of latents (BatchNorm in inference
+    mode): what `train` logs every eval.every steps and `evaluate RUN` per checkpoint."""
+
+    def __init__(self, cfg: Config, reals: np.ndarray) -> None:
+        self.scorer = Scorer(reals, cfg.eval_metrics(), cfg.eval.inception_weights,
+                             cfg.eval.samples, cfg.train.seed)
+        self.names = self.scorer.names
+        self.cfg = cfg
+        self._z: np.ndarray | None = None
+
+    def __call__(self, generator: keras.Model) -> dict[str, float]:
+        from keras_ganime.generate import latents, render
+
+        if self._z is None:
+            m = self.cfg.model
+            self._z = latents(self.cfg.train.seed + LATENT_SEED, self.cfg.eval.samples,
+                              m.latent_dim, m.noise)
+        return self.scorer(render(generator, self._z))
+
+
+# --- evaluate RUN ---------------------------------------------------------------------------
+
+
+def checkpoints(run: Path, all_checkpoints: bool) -> list[tuple[int, str]]:
+    """(step, checkpoint prefix) of the latest checkpoint, or of every one kept, oldest first."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
+    if state is None or not state.model_checkpoint_path:
+        raise EvalError(f"{run}: no checkpoint yet")
+    paths = list(state.all_model_checkpoint_paths) if all_checkpoints else [
+        state.model_checkpoint_path]
+    return [(int(p.rsplit("-", 1)[1]), p) for p in paths]
+
+
+def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
+                 inception_weights: str, samples: int | None,
+                 progress: bool = True) -> list[dict[str, float]]:
+    """Scores the run's checkpoints and writes RUN/eval/NNNNNNN/metrics.json for each."""
+    from keras_ganime.generate import GenerateError, read_config, restore_generator
+
+    if not (run / "config.toml").is_file():
+        raise EvalError(f"{run}: not a run directory (no config.toml)")
+    cfg = read_config(run)
+    for key, value in (("eval.metrics", ",".join(names) if names else None),
+                       ("eval.inception_weights", inception_weights or None),
+                       ("eval.samples", samples)):
+        if value is not None:
+            config_lib.set_value(cfg, key, value)
+    cfg.validate()
+    found = checkpoints(run, all_checkpoints)
+    evaluator = Evaluator(cfg, load_images(cfg.data.path, cfg.data.synth_n,
+                                           cfg.model.image_size))
+    results = []
+    for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):
+        try:
+            generator = restore_generator(run, cfg, path)
+        except GenerateError as e:
+            raise EvalError(str(e)) from None
+        start = time.perf_counter()
+        values = evaluator(generator)
+        result = {"step": step, **values, "samples": cfg.eval.samples,
+                  "seconds": round(time.perf_counter() - start, 2)}
+        out = run / "eval" / f"{step:07d}"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+        results.append(result)
+    return results
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    compare = bool(argv) and argv[0] == "compare"
+    p = argparse.ArgumentParser(
+        prog="python -m keras_ganime.evaluate" + (" compare" if compare else ""),
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if compare:
+        argv = argv[1:]
+        p.add_argument("a", metavar="A", help="folder of images or prepared HDF5 file")
+        p.add_argument("b", metavar="B", help="folder of images or prepared HDF5 file")
+        p.add_argument("--size", type=int,
+                       help="image side both sets are read at (default: A's; for a folder, "
+                            "its first image's width)")
+        p.add_argument("--metrics", default="fid_anime,kid_anime,swd",
+                       help="comma-separated (default fid_anime,kid_anime,swd)")
+    else:
+        p.add_argument("run", metavar="RUN", help="a run directory")
+        p.add_argument("--all-checkpoints", action="store_true",
+                       help="every checkpoint kept, not only the latest")
+        p.add_argument("--metrics", help="comma-separated (default: the run's eval.metrics)")
+        p.add_argument("--samples", type=int, help="images per set (default: eval.samples)")
+    p.add_argument("--inception", default="", metavar="WEIGHTS",
+                   help="InceptionV3 weights file for the *_inception metrics")
+    p.add_argument("--json", action="store_true", help="one JSON line per result")
+    args = p.parse_args(argv)
+    args.compare = compare
+    return args
+
+
+def show(results: list[dict[str, float]], as_json: bool) -> str:
+    if as_json:
+        return "\n".join(json.dumps(r) for r in results)
+    return "\n".join("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in r.items()) for r in results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    progress = sys.stderr.isatty()
+    try:
+        if args.compare:
+            names = check_names(args.metrics.split(","), args.inception)
+            a = image_set(args.a, args.size, progress)
+            b = image_set(args.b, args.size or a.shape[1], progress)
+            results = [{**Scorer(a, names, args.inception)(b), "n_a": len(a), "n_b": len(b)}]
+        else:
+            names = check_names(args.metrics.split(","), args.inception) if args.metrics else None
+            results = evaluate_run(Path(args.run), args.all_checkpoints, names, args.inception,
+                                   args.samples, progress)
+    except (EvalError, DataError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(show(results, args.json))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

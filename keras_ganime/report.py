@@ -1,0 +1,239 @@
+"""One HTML page from every run under runs/, beside what the paper reports; `make report`.
+
+    python -m keras_ganime.report [--runs runs] [--out report] [--steps 30000,100000]
+
+Runs are grouped by experiment (output.name); several seeds of one experiment are summarised by
+their mean and spread. Per experiment the page shows the loss curves (as the paper's Figures 3, 5
+and 7), the fixed-noise grids at the chosen steps side by side (as its Figures 2, 4 and 6), the
+metric curves, and a table of the measured numbers next to the paper's words. The page links
+only to PNG files written beside it, so the folder can be copied anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import shutil
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keras_ganime import viz
+from keras_ganime.config import Config, ConfigError, from_dict, read_toml
+from keras_ganime.runs import atomic_write, read_csv
+
+# What the paper says of each experiment (reference/paper-experiments.md), by output.name.
+PAPER = {
+    "default": "Learning began to fail after about 70,000 mini-batches (very noisy images).",
+    "batch16": "Ran much faster; images about as good as batch 64.",
+    "batch32": "Figures only.",
+    "batch128": "Failed at around 60,000 mini-batches; images not better.",
+    "flip": "Images looked cleaner at 30k and 100k, but losses higher and less stable.",
+    "dlr": "Removed the failure seen at about 70k.",
+    "upsample": "Fewer checkerboard artifacts; losses kept fluctuating, no collapse at 70k.",
+    "adamax": "More artifacts.",
+    "sgd": "Early failure: G loss below D loss, garbage images.",
+}
+GRID_COLUMNS = 4  # chosen steps shown when --steps is not given
+TABLE_METRICS = ("fid_anime", "kid_anime", "swd", "fid_inception", "kid_inception")
+
+
+class ReportError(Exception):
+    """Nothing to report, or a folder that cannot be used; its message is one line."""
+
+
+@dataclass
+class Run:
+    path: Path
+    cfg: Config
+    info: dict
+    losses: list[dict[str, float]]
+    scores: list[dict[str, float]]  # metrics.csv, then evaluate's metrics.json at other steps
+    samples: dict[int, Path] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.train.seed
+
+    @property
+    def images_per_s(self) -> float | None:
+        # The first logged rows include tracing and warm-up: the median skips past them.
+        speeds = [r["images_per_s"] for r in self.losses[1:]]
+        return statistics.median(speeds) if speeds else None
+
+
+def read_run(path: Path) -> Run | None:
+    """The run in path, or None for a folder that is not one (or not yet readable)."""
+    cfg_path = path / "config.toml"
+    if not cfg_path.is_file():
+        return None
+    try:
+        cfg = from_dict(read_toml(cfg_path), str(cfg_path))
+    except ConfigError:
+        return None
+    info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    scores = read_csv(path / "metrics.csv")
+    logged = {r["step"] for r in scores}
+    for file in sorted(path.glob("eval/*/metrics.json")):
+        row = json.loads(file.read_text())
+        if row["step"] not in logged:
+            scores.append(row)
+    scores.sort(key=lambda r: r["step"])
+    samples = {int(p.stem): p for p in (path / "samples").glob("*.png") if p.stem.isdigit()}
+    return Run(path, cfg, info, read_csv(path / "loss.csv"), scores, samples)
+
+
+def chosen_steps(runs: list[Run], wanted: list[int] | None) -> list[int]:
+    """Steps at which every run of the experiment that has grids has one: the ones asked for
+    (each moved to the nearest such step at or below it), else up to GRID_COLUMNS spread evenly."""
+    with_grids = [set(r.samples) for r in runs if r.samples]
+    common = sorted(set.intersection(*with_grids)) if with_grids else []
+    if not common:
+        return []
+    if wanted:
+        return sorted({max((s for s in common if s <= w), default=common[0]) for w in wanted})
+    if len(common) <= GRID_COLUMNS:
+        return common
+    picks = [round(i * (len(common) - 1) / (GRID_COLUMNS - 1)) for i in range(GRID_COLUMNS)]
+    return [common[i] for i in picks]
+
+
+def at_step(rows: list[dict[str, float]], step: int, name: str) -> float | None:
+    """The metric at the last evaluation at or before step."""
+    values = [r[name] for r in rows if r["step"] <= step and name in r]
+    return values[-1] if values else None
+
+
+def spread(values: list[float | None], digits: int = 3) -> str:
+    """mean ± standard deviation over seeds, with how many seeds had a value if not all."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "–"
+    text = f"{statistics.fmean(present):.{digits}g}"
+    if len(present) > 1:
+        text += f" ± {statistics.stdev(present):.2g}"
+    if len(present) < len(values):
+        text += f" ({len(present)} of {len(values)})"
+    return text
+
+
+def table_rows(runs: list[Run], steps: list[int]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    names = [n for n in TABLE_METRICS if any(n in r for run in runs for r in run.scores)]
+    for name in names:
+        for step in steps:
+            rows.append((f"{name} at {step:,}", spread([at_step(r.scores, step, name)
+                                                        for r in runs])))
+        rows.append((f"{name}, best", spread([min((s[name] for s in r.scores if name in s),
+                                                  default=None) for r in runs])))
+    for name in ("dup_anime", "dup_inception", "checkerboard"):
+        if any(name in s for r in runs for s in r.scores):
+            rows.append((f"{name}, last", spread([at_step(r.scores, r.losses[-1]["step"]
+                                                          if r.losses else 0, name)
+                                                  for r in runs])))
+    failed = [r.info.get("failed_at") for r in runs]
+    rows.append(("failed at step", spread(failed, 6) if any(f is not None for f in failed)
+                 else "no failure"))
+    rows.append(("mini-batches run", spread([r.losses[-1]["step"] if r.losses else 0
+                                             for r in runs], 6)))
+    rows.append(("images/s", spread([r.images_per_s for r in runs])))
+    return rows
+
+
+def _copy(src: Path, out: Path, name: str) -> str:
+    shutil.copyfile(src, out / name)
+    return name
+
+
+def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | None) -> str:
+    runs = sorted(runs, key=lambda r: (r.seed, r.path.name))
+    steps = chosen_steps(runs, wanted)
+    paper = PAPER.get(name, "not one of the paper's experiments.")
+    parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>',
+             f'<p class="paper"><b>The paper:</b> {html.escape(paper)}</p>']
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                   for k, v in table_rows(runs, steps))
+    parts.append(f"<table><tr><th>measured, {len(runs)} run(s): seeds "
+                 f"{', '.join(str(r.seed) for r in runs)}</th><th>mean ± sd</th></tr>{rows}"
+                 "</table>")
+    for run in runs:
+        label = f"{run.path.name} (seed {run.seed})"
+        reason = run.info.get("reason")
+        parts.append(f"<h3>{html.escape(label)}</h3>"
+                     + (f'<p class="fail">{html.escape(reason)}</p>' if reason else ""))
+        if run.losses:
+            loss_png = f"{run.path.name}-loss.png"
+            viz.loss_plot(run.losses, out / loss_png, label)
+            parts.append(f'<img class="plot" src="{loss_png}" alt="losses of {label}">')
+        cells = "".join(
+            f'<figure><img src="{_copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")}" '
+            f'alt="step {s}"><figcaption>{s:,}</figcaption></figure>' for s in steps)
+        parts.append(f'<div class="grids">{cells}</div>')
+    names = [n for n in (*TABLE_METRICS, "dup_anime", "checkerboard")
+             if any(n in s for r in runs for s in r.scores)]
+    if names:
+        metrics_png = f"{name}-metrics.png"
+        viz.metric_plot({f"seed {r.seed}": r.scores for r in runs}, names, out / metrics_png,
+                        name)
+        parts.append(f'<img class="plot" src="{metrics_png}" alt="metrics of {name}">')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em}
+.grids{display:flex;gap:.5em;flex-wrap:wrap}figure{margin:0;text-align:center}
+.grids img{width:256px;image-rendering:pixelated}.plot{max-width:100%}
+.paper{background:#f4f0e0;padding:.4em}.fail{color:#b00}"""
+
+
+def build(runs_dir: Path, out: Path, wanted: list[int] | None = None) -> Path:
+    """Writes out/index.html and its PNGs; returns the page's path."""
+    if not runs_dir.is_dir():
+        raise ReportError(f"{runs_dir}: no such folder")
+    runs = [r for p in sorted(runs_dir.iterdir()) if p.is_dir() and (r := read_run(p))]
+    if not runs:
+        raise ReportError(f"{runs_dir}: holds no run directory")
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.cfg.output.name, []).append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    order = [n for n in PAPER if n in groups] + sorted(set(groups) - set(PAPER))
+    index = "".join(f'<li><a href="#{html.escape(n)}">{html.escape(n)}</a> '
+                    f"({len(groups[n])} run(s))</li>" for n in order)
+    body = "\n".join(experiment_html(n, groups[n], out, wanted) for n in order)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>keras_ganime report"
+            f"</title><style>{STYLE}</style></head><body><h1>keras_ganime: runs against the "
+            f"paper</h1><p>{len(runs)} run(s) from {html.escape(str(runs_dir))}.</p>"
+            f"<ul>{index}</ul>{body}</body></html>\n")
+    atomic_write(out / "index.html", page)
+    return out / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m keras_ganime.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="runs", help="folder of run directories (default runs)")
+    p.add_argument("--out", default="report", help="folder for index.html and its PNGs")
+    p.add_argument("--steps", help="comma-separated steps for the grids and the table "
+                                   "(default: up to 4 spread over each experiment's runs)")
+    args = p.parse_args(argv)
+    try:
+        wanted = [int(s) for s in args.steps.split(",")] if args.steps else None
+    except ValueError:
+        print(f"error: --steps must be comma-separated integers, got {args.steps!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        page = build(Path(args.runs), Path(args.out), wanted)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

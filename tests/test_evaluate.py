@@ -1,0 +1,130 @@
+"""Evaluation: metric routing, metrics during training, `evaluate RUN` and `evaluate compare`."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_ganime import metrics
+from keras_ganime.data import write_h5
+from keras_ganime.evaluate import EvalError, Evaluator, Scorer, metric_values
+from keras_ganime.evaluate import main as evaluate_main
+from keras_ganime.gan import GAN
+from keras_ganime.runs import read_csv
+from keras_ganime.train import fit, new_run
+from tests.test_train import tiny
+
+PIXEL_METRICS = "swd,checkerboard"
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+
+
+def test_metrics_are_routed_to_their_maths(images):
+    rng = np.random.default_rng(1)
+    feats = {"reals": rng.normal(size=(50, 4)), "fakes": rng.normal(1.0, 1.0, size=(50, 4))}
+    calls = []
+
+    def features(extractor, which, imgs):
+        calls.append((extractor, which, len(imgs)))
+        return feats[which]
+
+    reals, fakes = images[:32], images[32:]
+    values = metric_values(reals, fakes, ["fid_anime", "kid_anime", "dup_anime", "swd",
+                                          "checkerboard"], features)
+    assert values == {
+        "fid_anime": metrics.fid(feats["reals"], feats["fakes"]),
+        "kid_anime": metrics.kid(feats["reals"], feats["fakes"])[0],
+        "dup_anime": metrics.duplicate_rate(feats["fakes"], feats["reals"]),
+        "swd": metrics.swd(reals, fakes)["swd_mean"],
+        "checkerboard": metrics.checkerboard_score(fakes),
+    }
+    assert {c[0] for c in calls} == {"anime"}
+
+
+def test_scorer_checks_its_metrics_and_files(images, tmp_path):
+    with pytest.raises(EvalError, match="unknown metric 'fid'"):
+        Scorer(images, ["fid"])
+    with pytest.raises(EvalError, match="needs an InceptionV3 weights file"):
+        Scorer(images, ["fid_inception"])
+    with pytest.raises(EvalError, match="nope.h5: no such InceptionV3 weights file"):
+        Scorer(images, ["fid_inception"], str(tmp_path / "nope.h5"))
+
+
+def test_scorer_samples_a_fixed_subset_of_reals(images):
+    a = Scorer(images, ["swd"], samples=10, seed=3)
+    b = Scorer(images, ["swd"], samples=10, seed=3)
+    assert a.reals.shape == (10, 16, 16, 3)
+    np.testing.assert_array_equal(a.reals, b.reals)
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory, images):
+    """A tiny run that logged the pixel metrics at steps 3 and 6."""
+    cfg = tiny(**{"eval.every": 3, "eval.metrics": PIXEL_METRICS, "eval.samples": 32,
+                  "output.runs_dir": str(tmp_path_factory.mktemp("runs"))})
+    gan = GAN(cfg, images)
+    with new_run(cfg) as run:
+        fit(gan, run, progress=False, evaluator=Evaluator(cfg, images))
+    return run.path
+
+
+def test_training_logs_metrics_every_eval_every_steps(evaluated_run):
+    rows = read_csv(evaluated_run / "metrics.csv")
+    assert [r["step"] for r in rows] == [3, 6]
+    assert list(rows[0]) == ["step", "swd", "checkerboard", "wall_s"]
+    assert all(r["swd"] > 0 and r["checkerboard"] > 0 for r in rows)
+    assert (evaluated_run / "metrics.png").stat().st_size > 1000
+
+
+def test_evaluate_run_reproduces_the_metrics_logged_in_training(evaluated_run, images,
+                                                                 monkeypatch, capsys):
+    # The run's data is the in-memory images of the fixture: serve them as its dataset.
+    monkeypatch.setattr("keras_ganime.evaluate.load_images", lambda *a: images)
+    assert evaluate_main([str(evaluated_run), "--all-checkpoints", "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    logged = read_csv(evaluated_run / "metrics.csv")
+    assert [p["step"] for p in printed] == [3, 6]
+    for result, row in zip(printed, logged, strict=True):
+        saved = json.loads((evaluated_run / "eval" / f"{row['step']:07d}" / "metrics.json")
+                           .read_text())
+        assert saved == result
+        # Same weights (restored from the checkpoint), same latents, same reals: same numbers.
+        assert result["swd"] == pytest.approx(row["swd"], rel=1e-6)
+        assert result["checkerboard"] == pytest.approx(row["checkerboard"], rel=1e-6)
+
+
+def write_folder(path, images):
+    path.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(path / f"{i:03d}.png")
+    return path
+
+
+def test_compare_a_folder_with_an_hdf5_file_prints_one_json_line(tmp_path, images):
+    folder = write_folder(tmp_path / "a", images[:32])
+    h5 = tmp_path / "b.h5"
+    write_h5(h5, images[32:], np.zeros(32, np.int32), [], [str(i) for i in range(32)])
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_ganime.evaluate", "compare", str(folder), str(h5),
+         "--metrics", PIXEL_METRICS, "--json"], capture_output=True, text=True, check=True)
+    line = json.loads(result.stdout)
+    assert line["n_a"] == line["n_b"] == 32
+    assert line["swd"] == pytest.approx(metrics.swd(images[:32], images[32:])["swd_mean"])
+    assert line["checkerboard"] == pytest.approx(metrics.checkerboard_score(images[32:]))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compare", "{tmp}/missing", "{tmp}/missing"], "missing: no such file"),
+    (["compare", "{tmp}", "{tmp}", "--metrics", "fid"], "unknown metric 'fid'"),
+    (["{tmp}"], "not a run directory (no config.toml)"),
+])
+def test_bad_requests_get_one_line(tmp_path, capsys, args, message):
+    assert evaluate_main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

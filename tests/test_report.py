@@ -1,0 +1,67 @@
+"""The HTML report: runs grouped by experiment, seeds summarised, every picture beside the page."""
+
+import json
+import re
+import statistics
+
+import numpy as np
+import pytest
+
+from keras_ganime.evaluate import Evaluator
+from keras_ganime.gan import GAN
+from keras_ganime.report import PAPER, chosen_steps, main, read_run, spread
+from keras_ganime.train import fit, new_run
+from tests.test_train import tiny
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """Two seeds of the batch16 experiment (tiny), one of which is marked failed."""
+    images = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    root = tmp_path_factory.mktemp("runs")
+    for seed in (0, 1):
+        cfg = tiny(**{"train.seed": seed, "output.name": "batch16", "eval.every": 3,
+                      "eval.metrics": "swd,checkerboard", "eval.samples": 32,
+                      "output.runs_dir": str(root)})
+        with new_run(cfg) as run:
+            fit(GAN(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
+    info = json.loads((root / "00001-batch16" / "run.json").read_text())
+    info.update(failed_at=5, reason="g_loss above 15 for more than 30 steps in a row")
+    (root / "00001-batch16" / "run.json").write_text(json.dumps(info))
+    return root
+
+
+def test_report_page_and_its_pictures(runs_dir, tmp_path):
+    out = tmp_path / "report"
+    assert main(["--runs", str(runs_dir), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert PAPER["batch16"] in page
+    assert "2 run(s)" in page and "seeds 0, 1" in page
+    assert "g_loss above 15 for more than 30 steps in a row" in page
+    # Every picture the page names is beside it: two loss plots, one metric plot, and the
+    # fixed-noise grids of both runs at steps 3 and 6.
+    pictures = re.findall(r'src="([^"]+)"', page)
+    assert len(pictures) == 2 + 1 + 2 * 2
+    assert all((out / p).stat().st_size > 100 for p in pictures)
+    runs = [read_run(runs_dir / name) for name in ("00000-batch16", "00001-batch16")]
+    swd = [r.scores[-1]["swd"] for r in runs]
+    expected = f"{statistics.fmean(swd):.3g} ± {statistics.stdev(swd):.2g}"
+    assert f"<td>swd at 6</td><td>{expected}</td>" in page
+    assert "<td>failed at step</td><td>5 (1 of 2)</td>" in page
+
+
+def test_chosen_steps(runs_dir):
+    runs = [read_run(p) for p in sorted(runs_dir.iterdir())]
+    assert chosen_steps(runs, None) == [3, 6]
+    assert chosen_steps(runs, [5, 100]) == [3, 6]
+
+
+def test_spread():
+    assert spread([1.0, 3.0]) == "2 ± 1.4"
+    assert spread([None, None]) == "–"
+    assert spread([2.0, None]) == "2 (1 of 2)"
+
+
+def test_no_runs_is_one_line(tmp_path, capsys):
+    assert main(["--runs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: holds no run directory\n"
