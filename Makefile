@@ -11,7 +11,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test lint bench train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test lint bench report train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m keras_ganime.bench
+
+report: $(STAMP)
+	$(PY) -m keras_ganime.report --runs runs --out report
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -151,26 +151,28 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
     runs = sorted(runs, key=lambda r: (r.seed, r.path.name))
     steps = chosen_steps(runs, wanted)
     paper = PAPER.get(name, "not one of the paper's experiments.")
-    parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>',
-             f'<p class="paper"><b>The paper:</b> {html.escape(paper)}</p>']
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
                    for k, v in table_rows(runs, steps))
-    parts.append(f"<table><tr><th>measured, {len(runs)} run(s): seeds "
-                 f"{', '.join(str(r.seed) for r in runs)}</th><th>mean ± sd</th></tr>{rows}"
-                 "</table>")
+    seeds = ", ".join(str(r.seed) for r in runs)
+    parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2><div class="row">',
+             (f"<table><tr><th>measured: {len(runs)} run(s), seeds {seeds}</th><th>mean ± sd</th>"
+             f"</tr>{rows}</table>"),
+             f'<p class="paper"><b>The paper reports:</b> {html.escape(paper)}</p></div>']
     for run in runs:
         label = f"{run.path.name} (seed {run.seed})"
         reason = run.info.get("reason")
         parts.append(f"<h3>{html.escape(label)}</h3>"
-                     + (f'<p class="fail">{html.escape(reason)}</p>' if reason else ""))
+                     + (f'<p class="fail">{html.escape(reason)}</p>' if reason else "")
+                     + '<div class="row">')
         if run.losses:
             loss_png = f"{run.path.name}-loss.png"
             viz.loss_plot(run.losses, out / loss_png, label)
-            parts.append(f'<img class="plot" src="{loss_png}" alt="losses of {label}">')
-        cells = "".join(
-            f'<figure><img src="{_copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")}" '
-            f'alt="step {s}"><figcaption>{s:,}</figcaption></figure>' for s in steps)
-        parts.append(f'<div class="grids">{cells}</div>')
+            parts.append(f'<img class="loss" src="{loss_png}" alt="losses of {label}">')
+        for s in (s for s in steps if s in run.samples):
+            grid = _copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")
+            parts.append(f'<figure><img class="grid" src="{grid}" alt="step {s}">'
+                         f"<figcaption>mini-batch {s:,}</figcaption></figure>")
+        parts.append("</div>")
     names = [n for n in (*TABLE_METRICS, "dup_anime", "checkerboard")
              if any(n in s for r in runs for s in r.scores)]
     if names:
@@ -182,11 +184,24 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
     return "\n".join(parts)
 
 
-STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}
+def summary_row(name: str, runs: list[Run]) -> str:
+    """One line of the table at the top of the page."""
+    fid = [min((s["fid_anime"] for s in r.scores if "fid_anime" in s), default=None)
+           for r in runs]
+    failed = [r.info.get("failed_at") for r in runs]
+    cells = [f'<a href="#{html.escape(name)}">{html.escape(name)}</a>', str(len(runs)),
+             spread([r.losses[-1]["step"] if r.losses else 0 for r in runs], 6), spread(fid),
+             spread(failed, 6) if any(f is not None for f in failed) else "no failure",
+             spread([r.images_per_s for r in runs]),
+             html.escape(PAPER.get(name, "not one of the paper's experiments."))]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+STYLE = """body{font-family:sans-serif;margin:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em}
-.grids{display:flex;gap:.5em;flex-wrap:wrap}figure{margin:0;text-align:center}
-.grids img{width:256px;image-rendering:pixelated}.plot{max-width:100%}
-.paper{background:#f4f0e0;padding:.4em}.fail{color:#b00}"""
+.row{display:flex;gap:1em;flex-wrap:wrap;align-items:flex-start}figure{margin:0;text-align:center}
+.grid{width:260px;image-rendering:pixelated}.loss{width:460px}.plot{max-width:100%}
+.paper{background:#f4f0e0;padding:.6em;max-width:28em}.fail{color:#b00}"""
 
 
 def build(runs_dir: Path, out: Path, wanted: list[int] | None = None) -> Path:
@@ -201,13 +216,15 @@ def build(runs_dir: Path, out: Path, wanted: list[int] | None = None) -> Path:
         groups.setdefault(run.cfg.output.name, []).append(run)
     out.mkdir(parents=True, exist_ok=True)
     order = [n for n in PAPER if n in groups] + sorted(set(groups) - set(PAPER))
-    index = "".join(f'<li><a href="#{html.escape(n)}">{html.escape(n)}</a> '
-                    f"({len(groups[n])} run(s))</li>" for n in order)
+    index = "".join(summary_row(n, groups[n]) for n in order)
     body = "\n".join(experiment_html(n, groups[n], out, wanted) for n in order)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>keras_ganime report"
             f"</title><style>{STYLE}</style></head><body><h1>keras_ganime: runs against the "
             f"paper</h1><p>{len(runs)} run(s) from {html.escape(str(runs_dir))}.</p>"
-            f"<ul>{index}</ul>{body}</body></html>\n")
+            f"<table><tr><th>experiment</th><th>runs</th><th>mini-batches</th>"
+            f"<th>best fid_anime</th><th>failed at</th><th>images/s</th>"
+            f"<th>the paper reports</th></tr>{index}</table>"
+            f"{body}</body></html>\n")
     atomic_write(out / "index.html", page)
     return out / "index.html"
 
