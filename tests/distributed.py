@@ -25,12 +25,14 @@ def images(size: int = 16) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (200, size, size, 3), dtype=np.uint8)
 
 
+COMMON = ("model.image_size=16", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
+          "train.warmup_steps=0")
+
+
 def config(*overrides: str):
     from keras_ganime import config as config_lib
 
-    settings = ["model.image_size=16", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
-                "train.warmup_steps=0", *overrides]
-    return config_lib.load(None, settings)
+    return config_lib.load(None, [*COMMON, *overrides])
 
 
 def state(gan) -> list[np.ndarray]:
@@ -100,11 +102,13 @@ def mirrored(out: Path) -> None:
 
 
 def multiworker(out: Path) -> None:
-    """One worker of a 2-worker cluster: a run in one go, then the same run stopped halfway and
-    resumed, each through the loop's own run directories (the chief's; a temporary one here)."""
+    """One worker of a 2-worker cluster: a run in one go through the command line, then the same
+    run stopped halfway and resumed, through the loop's own run directories (the chief's; a
+    temporary one on the other worker). `out/faces.h5` holds `images()`."""
     from keras_ganime import distribute
     from keras_ganime.gan import GAN
     from keras_ganime.train import fit, open_run
+    from keras_ganime.train import main as train_main
 
     strategy = distribute.strategy("multiworker")  # before any other TensorFlow operation
     chief = distribute.is_chief(strategy)
@@ -113,20 +117,30 @@ def multiworker(out: Path) -> None:
                 "output.sample_every=3", "output.checkpoint_every=3",
                 f'output.runs_dir="{out / "runs"}"')
     data = images()
-    report: dict = {"chief": chief, "task": task}
+    report: dict = {"chief": chief, "task": task, "seconds": []}
     barrier = tf.function(lambda: strategy.reduce(
         "SUM", strategy.run(lambda: tf.ones([])), axis=None))
-    for name, steps, resume in (("whole", 6, None), ("half", 3, None),
-                                ("half", 6, out / "runs" / "00001-half")):
-        cfg = config(*settings, f"train.steps={steps}", f"output.name={name}")
+
+    t0 = time.perf_counter()
+    cli = [x for s in (*COMMON, *settings, "output.name=whole") for x in ("--set", s)]
+    assert train_main([*cli, "--data", str(out / "faces.h5"), "--steps", "6"]) == 0
+    barrier()  # the chief has written its run
+    report["seconds"].append(round(time.perf_counter() - t0, 1))
+    gan = GAN(config(*settings), data)
+    # Its final state, from the chief's checkpoint (the other worker's run is gone).
+    gan.checkpoint().restore(tf.train.latest_checkpoint(str(out / "runs/00000-whole/checkpoints")))
+    np.savez(out / f"whole-6-task{task}.npz", *state(gan))
+
+    for steps, resume in ((3, None), (6, out / "runs" / "00001-half")):
+        cfg = config(*settings, f"train.steps={steps}", "output.name=half")
         t0 = time.perf_counter()
         gan = GAN(cfg, data)
         with open_run(cfg, str(resume) if resume else None, chief) as run:
             report.setdefault("run_dirs", []).append(str(run.path))
             fit(gan, run, progress=False)
         barrier()  # the chief has written its run before any worker reads it to resume
-        report.setdefault("seconds", []).append(round(time.perf_counter() - t0, 1))
-        np.savez(out / f"{name}-{steps}-task{task}.npz", *state(gan))
+        report["seconds"].append(round(time.perf_counter() - t0, 1))
+        np.savez(out / f"half-{steps}-task{task}.npz", *state(gan))
     (out / f"task{task}.json").write_text(json.dumps(report))
 
 
