@@ -3,7 +3,9 @@
 One mini-batch does what the reference does, in its order: D on reals (`d_loss1`), D on fakes
 (`d_loss0`) as a separate update, then G through D with the real targets (`g_loss`), G being left
 alone during the first `warmup_steps`. It is all one compiled `tf.function` (`GAN.train_step`);
-`GAN.update` is its arithmetic, read top to bottom.
+`GAN.update` is its arithmetic, read top to bottom. Under a tf.distribute strategy
+(`train.distribute`, `distribute.py`) the same `update` runs on each replica's slice of the global
+batch (`GAN._distributed_step`), with the global batch's losses and gradients.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ class GAN:
         indices = self.sampler.indices(self.step, self.rng)
         batch = (indices, z, d_real_target, d_fake_target, g_target)
 
-        def replica_slice(ctx: tf.distribute.InputContext) -> tuple[tf.Tensor, ...]:
+        def replica_slice(ctx: tf.distribute.experimental.ValueContext) -> tuple[tf.Tensor, ...]:
             i = ctx.replica_id_in_sync_group
             return tuple(tf.split(x, self.replicas)[i] for x in batch)
 
