@@ -11,7 +11,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test lint bench report train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test test-dist lint bench report train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The tests the default run leaves out: a 2-worker tf.distribute cluster on this machine.
+test-dist: $(STAMP)
+	$(PY) -m pytest -m multiworker -s tests/test_distribute.py
 
 bench: $(STAMP)
 	$(PY) -m keras_ganime.bench

@@ -75,6 +75,9 @@ class TrainConfig:
     # Speed only; the maths stay the reference's except under mixed precision.
     jit_compile: str = "auto"  # XLA: on | off | auto (chosen per device and batch; see README)
     mixed_precision: str = "off"  # off | bfloat16 | float16 (with loss scaling); for GPUs
+    # tf.distribute: none | mirrored (the GPUs of one machine) | multiworker (cluster in TF_CONFIG)
+    distribute: str = "none"
+    sync_batchnorm: bool = True  # under a strategy: BatchNorm on the global batch, as one device
 
 
 @dataclass
@@ -146,6 +149,7 @@ class Config:
             "train.fake_bn": ("inference", "training"),
             "train.jit_compile": ("auto", "on", "off"),
             "train.mixed_precision": ("off", "bfloat16", "float16"),
+            "train.distribute": ("none", "mirrored", "multiworker"),
             "model.initializer": INITIALIZERS,
             "failure.action": ("continue", "stop"),
         }
@@ -153,6 +157,9 @@ class Config:
             if get(self, key) not in allowed:
                 raise ConfigError(
                     f"{key} must be one of {', '.join(allowed)}; got {get(self, key)!r}")
+        if self.train.distribute != "none" and self.train.jit_compile == "on":
+            raise ConfigError("train.jit_compile = on needs train.distribute = none: the "
+                              "distributed step is not compiled with XLA")
         for key in ("model.bn_momentum", "labels.soft", "labels.flip_prob"):
             if not 0.0 <= get(self, key) <= 1.0:
                 raise ConfigError(f"{key} must be in [0, 1], got {get(self, key)}")

@@ -3,17 +3,22 @@
 One mini-batch does what the reference does, in its order: D on reals (`d_loss1`), D on fakes
 (`d_loss0`) as a separate update, then G through D with the real targets (`g_loss`), G being left
 alone during the first `warmup_steps`. It is all one compiled `tf.function` (`GAN.train_step`);
-`GAN.update` is its arithmetic, read top to bottom.
+`GAN.update` is its arithmetic, read top to bottom. Under a tf.distribute strategy
+(`train.distribute`, `distribute.py`) the same `update` runs on each replica's slice of the global
+batch (`GAN._distributed_step`), with the global batch's losses and gradients.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ganime.batches import Sampler, to_uint8
-from keras_ganime.config import Config, OptimConfig, TrainConfig
+from keras_ganime import distribute
+from keras_ganime.batches import Sampler, to_float, to_uint8
+from keras_ganime.config import Config, ConfigError, OptimConfig, TrainConfig
 from keras_ganime.models import build_discriminator, build_generator, sample_noise
 
 # Keras 2.0's binary cross-entropy clipped probabilities to [1e-7, 1 - 1e-7], which caps a loss at
@@ -53,27 +58,49 @@ class GAN:
 
     def __init__(self, cfg: Config, images: np.ndarray) -> None:
         self.cfg = cfg
+        # None (the single-device path, as it always was) or a tf.distribute strategy: the models,
+        # optimizers and counters are then mirrored variables, made in its scope.
+        self.strategy = distribute.strategy(cfg.train.distribute)
+        self.replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
+        if cfg.train.batch_size % self.replicas:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be divisible by the "
+                              f"{self.replicas} replicas of train.distribute")
         keras.utils.set_random_seed(cfg.train.seed)  # the initial weights
         policy = POLICIES[cfg.train.mixed_precision]
-        self.generator = build_generator(cfg.model, policy)
-        self.discriminator = build_discriminator(cfg.model, policy)
-        self.g_optim = build_optimizer(cfg.g_optim, cfg.train.mixed_precision == "float16")
-        self.d_optim = build_optimizer(cfg.d_optim, cfg.train.mixed_precision == "float16")
-        self.g_optim.build(self.generator.trainable_variables)
-        self.d_optim.build(self.discriminator.trainable_variables)
+        sync_bn = self.strategy is not None and cfg.train.sync_batchnorm
+        scope = self.strategy.scope if self.strategy else contextlib.nullcontext
+        with scope():
+            self.generator = build_generator(cfg.model, policy, sync_bn)
+            self.discriminator = build_discriminator(cfg.model, policy, sync_bn)
+            self.g_optim = build_optimizer(cfg.g_optim, cfg.train.mixed_precision == "float16")
+            self.d_optim = build_optimizer(cfg.d_optim, cfg.train.mixed_precision == "float16")
+            self.g_optim.build(self.generator.trainable_variables)
+            self.d_optim.build(self.discriminator.trainable_variables)
+        # Not mirrored: a strategy's step draws the global batch's inputs from it once, outside
+        # the replicas, exactly as one device does (`_distributed_step`).
         self.rng = tf.random.Generator.from_seed(cfg.train.seed)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        # The first step whose losses were not finite, or -1: kept on the device so that the
-        # loop learns the exact step without pulling the losses to the host every step.
-        self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
-        # The failure watch, kept on the device for the same reason: how many steps in a row each
-        # loss has been above the limit, and the first step at which a run of them outlasted its
-        # patience (-1: none yet) with the loss it was (an index into WATCHED).
-        self.high_streak = tf.Variable(tf.zeros(len(WATCHED), tf.int64), trainable=False)
-        self.loss_failed_at = tf.Variable(-1, dtype=tf.int64, trainable=False)
-        self.loss_failure = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        with scope():
+            once = tf.VariableAggregation.ONLY_FIRST_REPLICA  # counted once, not per replica
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=once)
+            # The first step whose losses were not finite, or -1: kept on the device so that the
+            # loop learns the exact step without pulling the losses to the host every step.
+            self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                              aggregation=once)
+            # The failure watch, kept on the device for the same reason: how many steps in a row
+            # each loss has been above the limit, and the first step at which a run of them
+            # outlasted its patience (-1: none yet) with the loss it was (an index into WATCHED).
+            self.high_streak = tf.Variable(tf.zeros(len(WATCHED), tf.int64), trainable=False,
+                                           aggregation=once)
+            self.loss_failed_at = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                              aggregation=once)
+            self.loss_failure = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                            aggregation=once)
         self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
-        self.train_step = tf.function(self._train_step, jit_compile=use_xla(cfg.train))
+        if self.strategy:  # not compiled with XLA (config.py refuses jit_compile = on here)
+            self.train_step = tf.function(self._distributed_step)
+        else:
+            self.train_step = tf.function(self._train_step, jit_compile=use_xla(cfg.train))
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
@@ -119,23 +146,79 @@ class GAN:
         self.loss_failure.assign(tf.where(first, tf.argmax(tf.cast(over, tf.int64)),
                                           self.loss_failure))
 
+    def _distributed_step(self) -> dict[str, tf.Tensor]:
+        """`_train_step` under the strategy: the global batch's inputs are drawn as on one device,
+        from the same generator in the same order, then each replica takes its slice of the
+        batch (the values-function form of a distributed dataset) and runs `update` on it."""
+        n, strategy = self.cfg.train.batch_size, self.strategy
+        d_real_target, d_fake_target, g_target = self.targets(n)
+        z = sample_noise(self.rng, n, self.cfg.model.latent_dim, self.cfg.model.noise)
+        indices = self.sampler.indices(self.step, self.rng)
+        batch = (indices, z, d_real_target, d_fake_target, g_target)
+
+        def replica_slice(ctx: tf.distribute.experimental.ValueContext) -> tuple[tf.Tensor, ...]:
+            i = ctx.replica_id_in_sync_group
+            return tuple(tf.split(x, self.replicas)[i] for x in batch)
+
+        def replica_step(indices: tf.Tensor, *rest: tf.Tensor, train_g: bool
+                         ) -> dict[str, tf.Tensor]:
+            reals = to_float(tf.gather(self.sampler.images, indices))
+            return self.update(reals, *rest, train_g=train_g)
+
+        def run(train_g: bool) -> dict[str, tf.Tensor]:
+            inputs = strategy.experimental_distribute_values_from_function(replica_slice)
+            out = strategy.run(replica_step, args=inputs, kwargs={"train_g": train_g})
+            # `update` returns global-batch values, the same on every replica.
+            return {k: strategy.experimental_local_results(v)[0] for k, v in out.items()}
+
+        # The warm-up's branch is taken here, around the replicas: the all-reduces of the G update
+        # cannot sit in a conditional inside them (tf.distribute's merge_call).
+        losses = tf.cond(self.step >= self.cfg.train.warmup_steps, lambda: run(True),
+                         lambda: run(False))
+        self.watch(losses)
+        return losses
+
     def update(self, reals: tf.Tensor, z: tf.Tensor, d_real_target: tf.Tensor,
-               d_fake_target: tf.Tensor, g_target: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The arithmetic of one mini-batch, on inputs already drawn."""
+               d_fake_target: tf.Tensor, g_target: tf.Tensor, train_g: bool | None = None
+               ) -> dict[str, tf.Tensor]:
+        """The arithmetic of one mini-batch, on inputs already drawn.
+
+        `train_g`: whether the warm-up is over, when the caller decided it (under a strategy);
+        None decides it here, from the step.
+        """
         # The reference makes D's fakes with predict(): G's BatchNorm in inference mode.
         fakes = self.generator(z, training=self.cfg.train.fake_bn == "training")
         d_loss1, p_real = self.d_update(reals, d_real_target)
         d_loss0, p_fake = self.d_update(fakes, d_fake_target)
         training_g = self.step >= self.cfg.train.warmup_steps
-        g_loss = tf.cond(training_g, lambda: self.g_update(z, g_target),
-                         lambda: tf.constant(np.nan, tf.float32))
+        if train_g is None:
+            g_loss = tf.cond(training_g, lambda: self.g_update(z, g_target),
+                             lambda: tf.constant(np.nan, tf.float32))
+        else:
+            g_loss = self.g_update(z, g_target) if train_g else tf.constant(np.nan, tf.float32)
         self.step.assign_add(1)
-        finite = (tf.math.is_finite(d_loss0) & tf.math.is_finite(d_loss1)
-                  & (tf.math.is_finite(g_loss) | ~training_g))
+        out = self.global_mean({"d_loss0": d_loss0, "d_loss1": d_loss1, "g_loss": g_loss,
+                                "real_score": tf.reduce_mean(p_real),
+                                "fake_score": tf.reduce_mean(p_fake)})
+        finite = (tf.math.is_finite(out["d_loss0"]) & tf.math.is_finite(out["d_loss1"])
+                  & (tf.math.is_finite(out["g_loss"]) | ~training_g))
         self.first_bad_step.assign(tf.where((self.first_bad_step < 0) & ~finite, self.step,
                                             self.first_bad_step))
-        return {"d_loss0": d_loss0, "d_loss1": d_loss1, "g_loss": g_loss,
-                "real_score": tf.reduce_mean(p_real), "fake_score": tf.reduce_mean(p_fake)}
+        return out
+
+    def global_mean(self, values: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Per-replica means -> the global batch's means (equal slices), on every replica; the
+        values themselves on one device."""
+        if self.replicas == 1:
+            return values
+        ctx = tf.distribute.get_replica_context()
+        return dict(zip(values, ctx.all_reduce(tf.distribute.ReduceOp.MEAN, list(values.values()))))
+
+    def gradient_loss(self, loss: tf.Tensor) -> tf.Tensor:
+        """The loss a replica differentiates: its slice's mean over the number of replicas, so that
+        the optimizer's all-reduce sum of the replicas' gradients is the gradient of the global
+        batch's mean loss (`tf.nn.compute_average_loss`'s scaling)."""
+        return loss if self.replicas == 1 else loss / self.replicas
 
     def d_update(self, images: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One optimizer step of D alone; returns its loss and its outputs before the step."""
@@ -143,7 +226,8 @@ class GAN:
         with tf.GradientTape() as tape:
             p = self.discriminator(images, training=True)
             loss = bce(target, p)
-            scaled = self.d_optim.scale_loss(loss)  # the loss itself unless float16
+            # The loss itself on one device, unless float16.
+            scaled = self.d_optim.scale_loss(self.gradient_loss(loss))
         self.d_optim.apply_gradients(zip(tape.gradient(scaled, d_vars), d_vars))
         return loss, p
 
@@ -157,7 +241,7 @@ class GAN:
             p, _ = d.stateless_call(d.trainable_variables, d.non_trainable_variables,
                                     self.generator(z, training=True), training=True)
             loss = bce(target, p)
-            scaled = self.g_optim.scale_loss(loss)
+            scaled = self.g_optim.scale_loss(self.gradient_loss(loss))
         self.g_optim.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars))
         return loss
 

@@ -29,21 +29,22 @@ def _blocks(image_size: int) -> int:
     return int(n)
 
 
-def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig, dtype: str) -> keras.KerasTensor:
-    x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype)(x)
+def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig, dtype: str, sync: bool) -> keras.KerasTensor:
+    x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype, synchronized=sync)(x)
     return layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
 
 
-def build_generator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model:
+def build_generator(cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False) -> keras.Model:
     """(1, 1, latent) noise -> (size, size, 3) image in [-1, 1].
 
     `dtype` is a Keras dtype policy ("mixed_bfloat16", ...); the output layer stays float32.
+    `sync_bn`: BatchNorm statistics over all replicas of a tf.distribute strategy.
     """
     n_up = _blocks(cfg.image_size)
     conv = {"kernel_initializer": cfg.initializer, "dtype": dtype}
     z = keras.Input((1, 1, cfg.latent_dim), name="z")
     x = layers.Conv2DTranspose(BASE_FILTERS * 8, 4, padding="valid", **conv)(z)
-    x = _bn_lrelu(x, cfg, dtype)
+    x = _bn_lrelu(x, cfg, dtype, sync_bn)
     for i in range(n_up):
         filters = max(BASE_FILTERS, BASE_FILTERS * 8 // 2 ** (i + 1))
         if cfg.upsampling == "transpose":
@@ -51,15 +52,17 @@ def build_generator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model:
         else:
             x = layers.UpSampling2D(2, dtype=dtype)(x)
             x = layers.Conv2D(filters, 4, padding="same", **conv)(x)
-        x = _bn_lrelu(x, cfg, dtype)
+        x = _bn_lrelu(x, cfg, dtype, sync_bn)
     x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv)(x)
-    x = _bn_lrelu(x, cfg, dtype)
+    x = _bn_lrelu(x, cfg, dtype, sync_bn)
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
                                kernel_initializer=cfg.initializer, dtype="float32")(x)
     return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model:
+def build_discriminator(
+    cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False
+) -> keras.Model:
     """(size, size, 3) image in [-1, 1] -> probability that it is real, shape (batch, 1).
 
     `dtype` is a Keras dtype policy; the output layer stays float32, so that the probabilities,
@@ -72,7 +75,8 @@ def build_discriminator(cfg: ModelConfig, dtype: str = "float32") -> keras.Model
         x = layers.Conv2D(BASE_FILTERS * 2**i, 4, strides=2, padding="same",
                           kernel_initializer=cfg.initializer, dtype=dtype)(x)
         if i > 0:
-            x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype)(x)
+            x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype,
+                                          synchronized=sync_bn)(x)
         x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x)
     x = layers.Dense(1, activation="sigmoid", kernel_initializer=cfg.initializer,

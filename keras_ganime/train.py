@@ -10,9 +10,12 @@ stops. It resumes from the last checkpoint, and stops cleanly on SIGINT or SIGTE
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -22,7 +25,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import viz
+from keras_ganime import distribute, viz
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, load_images
 from keras_ganime.evaluate import EvalError, Evaluator
@@ -215,6 +218,22 @@ def new_run(cfg: Config) -> RunDir:
     return run
 
 
+@contextlib.contextmanager
+def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[RunDir]:
+    """The run directory to train in: `resume`'s, or a new one. Under a multi-worker strategy only
+    the chief writes it; every other worker trains alike in a temporary copy, then deletes it."""
+    if chief:
+        with RunDir(resume) if resume else new_run(cfg) as run:
+            yield run
+        return
+    path = distribute.worker_dir(resume, config_lib.to_toml(cfg))
+    try:
+        with RunDir(path) as run:
+            yield run
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.train", description=__doc__)
     p.add_argument("--config", help="experiment TOML (default: experiments/default.toml)")
@@ -255,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(config_lib.to_toml(cfg), end="")
             return 0
+        # First: a multi-worker strategy must be made before any other TensorFlow operation.
+        chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
         images = load_images(cfg.data.path, cfg.data.synth_n, cfg.model.image_size)
         gan = GAN(cfg, images)  # bad data fails here, before any run directory is made
         evaluator = Evaluator(cfg, images) if cfg.eval.every else None
-        with RunDir(args.resume) if args.resume else new_run(cfg) as run:
+        with open_run(cfg, args.resume, chief) as run:
             print(f"run directory: {run.path}", file=sys.stderr)
             fit(gan, run, evaluator=evaluator)
     except Stop as e:

@@ -71,6 +71,8 @@ def test_overrides_and_types():
     ("train.seed=-1", r"train.seed must be in \[0, 2\*\*32\)"),
     ('model.initializer="foo"', "model.initializer must be one of glorot_uniform"),
     ('output.runs_dir=""', "output.runs_dir must not be empty"),
+    ("train.distribute=gpus", "train.distribute must be one of none, mirrored, multiworker"),
+    ("train.sync_batchnorm=1", "train.sync_batchnorm must be bool"),
 ])
 def test_bad_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,0 +1,152 @@
+"""The distributed runs of tests/test_distribute.py, each in a process of its own: a process's
+devices (two logical CPUs) and its multi-worker cluster (TF_CONFIG) are fixed before TensorFlow
+starts, once per process.
+
+    python -m tests.distributed mirrored OUT.json
+    TF_CONFIG=... python -m tests.distributed multiworker OUT_DIR
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+GLOBAL_BATCH = 64
+
+
+def images(size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (200, size, size, 3), dtype=np.uint8)
+
+
+COMMON = ("model.image_size=16", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
+          "train.warmup_steps=0")
+
+
+def config(*overrides: str):
+    from keras_ganime import config as config_lib
+
+    return config_lib.load(None, [*COMMON, *overrides])
+
+
+def state(gan) -> list[np.ndarray]:
+    """Every variable a step changes: weights, moving statistics, optimizer slots."""
+    variables = (gan.generator.weights + gan.discriminator.weights + gan.g_optim.variables
+                 + gan.d_optim.variables)
+    return [np.asarray(v.numpy()) for v in variables]
+
+
+def pre_bn_biases(model) -> set[str]:
+    """The biases of the layers that feed a BatchNorm, whose gradient is exactly zero, and the
+    moving means that they shift."""
+    return {path for a, b in itertools.pairwise(model.layers)
+            if type(b).__name__ == "BatchNormalization" and getattr(a, "bias", None) is not None
+            for path in (a.bias.path, b.moving_mean.path)}
+
+
+def one_step(*overrides: str) -> dict[str, float]:
+    """One step from the same start on one device and on two replicas."""
+    from keras_ganime.gan import GAN
+
+    data = images()
+    single = GAN(config("train.distribute=none", *overrides), data)
+    mirrored = GAN(config("train.distribute=mirrored", *overrides), data)
+    assert mirrored.replicas == 2, mirrored.replicas
+    before = max(float(np.abs(a - b).max()) for a, b in zip(state(single), state(mirrored)))
+    out_1, out_2 = single.train_step(), mirrored.train_step()
+    weights_1, weights_2 = (single.generator.weights + single.discriminator.weights,
+                            mirrored.generator.weights + mirrored.discriminator.weights)
+    diffs = {w.path: float(np.abs(w.numpy() - v.numpy()).max())
+             for w, v in zip(weights_1, weights_2)}
+    worst = max(diffs, key=diffs.get)
+    noise = pre_bn_biases(single.generator) | pre_bn_biases(single.discriminator)
+    return {
+        "max_abs_diff_but_zero_gradient_biases": max(d for k, d in diffs.items() if k not in noise),
+        "initial_max_abs_diff": before,
+        "max_abs_weight_diff": diffs[worst],
+        "worst_weight": worst,
+        "max_abs_state_diff": max(float(np.abs(a - b).max())
+                                  for a, b in zip(state(single), state(mirrored))),
+        "max_rel_loss_diff": max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k]))
+                                 for k in out_1),
+        "steps": [int(single.step.numpy()), int(mirrored.step.numpy())],
+        "first_bad_step": int(mirrored.first_bad_step.numpy()),
+    }
+
+
+def mirrored(out: Path) -> None:
+    from keras_ganime.config import ConfigError
+    from keras_ganime.gan import GAN
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    results = {}
+    for name, overrides in {
+        "adam": (),  # the reference's optimizers
+        "sgd": ("d_optim.name=sgd", "g_optim.name=sgd"),
+        "adam_replica_bn": ("train.sync_batchnorm=false",),
+    }.items():
+        t0 = time.perf_counter()
+        results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}
+    try:
+        GAN(config("train.distribute=mirrored", "train.batch_size=63"), images())
+    except ConfigError as e:
+        results["odd_batch_error"] = str(e)
+    out.write_text(json.dumps(results, indent=2))
+
+
+def multiworker(out: Path) -> None:
+    """One worker of a 2-worker cluster: a run in one go through the command line, then the same
+    run stopped halfway and resumed, through the loop's own run directories (the chief's; a
+    temporary one on the other worker). `out/faces.h5` holds `images()`."""
+    from keras_ganime import distribute
+    from keras_ganime.gan import GAN
+    from keras_ganime.train import fit, open_run
+    from keras_ganime.train import main as train_main
+
+    strategy = distribute.strategy("multiworker")  # before any other TensorFlow operation
+    chief = distribute.is_chief(strategy)
+    task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    settings = ("train.distribute=multiworker", "train.warmup_steps=2", "output.log_every=1",
+                "output.sample_every=3", "output.checkpoint_every=3",
+                f'output.runs_dir="{out / "runs"}"')
+    data = images()
+    report: dict = {"chief": chief, "task": task, "seconds": []}
+    barrier = tf.function(lambda: strategy.reduce(
+        "SUM", strategy.run(lambda: tf.ones([])), axis=None))
+
+    t0 = time.perf_counter()
+    cli = [x for s in (*COMMON, *settings, "output.name=whole") for x in ("--set", s)]
+    assert train_main([*cli, "--data", str(out / "faces.h5"), "--steps", "6"]) == 0
+    barrier()  # the chief has written its run
+    report["seconds"].append(round(time.perf_counter() - t0, 1))
+    gan = GAN(config(*settings), data)
+    # Its final state, from the chief's checkpoint (the other worker's run is gone).
+    gan.checkpoint().restore(tf.train.latest_checkpoint(str(out / "runs/00000-whole/checkpoints")))
+    np.savez(out / f"whole-6-task{task}.npz", *state(gan))
+
+    for steps, resume in ((3, None), (6, out / "runs" / "00001-half")):
+        cfg = config(*settings, f"train.steps={steps}", "output.name=half")
+        t0 = time.perf_counter()
+        gan = GAN(cfg, data)
+        with open_run(cfg, str(resume) if resume else None, chief) as run:
+            report.setdefault("run_dirs", []).append(str(run.path))
+            fit(gan, run, progress=False)
+        barrier()  # the chief has written its run before any worker reads it to resume
+        report["seconds"].append(round(time.perf_counter() - t0, 1))
+        np.savez(out / f"half-{steps}-task{task}.npz", *state(gan))
+    (out / f"task{task}.json").write_text(json.dumps(report))
+
+
+def main(argv: list[str]) -> None:
+    {"mirrored": mirrored, "multiworker": multiworker}[argv[0]](Path(argv[1]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
