@@ -11,7 +11,8 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test lint bench train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test test-slow lint bench train encoder check-metrics exp-default exp-batch64 \
+	exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -23,6 +24,18 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Tests behind the `slow` marker (setup.cfg): InceptionV3 from a local weights file.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+# Retrains the anime encoder into keras_ganime/weights/ (about 15 min on 2 cores).
+encoder: $(STAMP)
+	$(PY) -m keras_ganime.encoder
+
+# FID, KID and SWD must rise with the strength of every disturbance (keras_ganime/sanity.py).
+check-metrics: $(STAMP)
+	$(PY) -m keras_ganime.sanity
 
 bench: $(STAMP)
 	$(PY) -m keras_ganime.bench
