@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--swd-patches", type=int, default=65536,
                         help="SWD patches per level and set (default %(default)s, as ProGAN)")
+    parser.add_argument("--kid-subsets", type=int, default=100,
+                        help="KID subsets (default %(default)s)")
+    parser.add_argument("--kid-subset-size", type=int, default=1000,
+                        help="faces per KID subset (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.n < 2:
             raise ValueError(f"--n must be at least 2, got {args.n}")
         rows = run(args.n, strengths, data=args.data, seed=args.seed,
-                   swd_patches=args.swd_patches, progress=sys.stderr.isatty())
+                   progress=sys.stderr.isatty(), swd_patches=args.swd_patches,
+                   kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
