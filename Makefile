@@ -29,7 +29,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
-# Retrains the anime encoder into keras_ganime/weights/ (about 15 min on 2 cores).
+# Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
 encoder: $(STAMP)
 	$(PY) -m keras_ganime.encoder
 

@@ -177,7 +177,9 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
     sampling and SWD's patches and directions; `swd_patches` caps SWD's patches per level and
     set (ProGAN's 65536 by default; fewer is proportionally faster and noisier). SWD and KID
     (100 subsets of 1000 by default, as Bińkowski et al.) are the slow parts on a CPU: for
-    evaluations during training, fewer patches and subsets keep them to seconds.
+    evaluations during training, fewer patches and subsets keep them to seconds. On busy cores,
+    OPENBLAS_NUM_THREADS=1 (set before numpy is imported) made FID's 256x256 eigh 15 times
+    faster here (0.01 s against 0.15 s; OpenBLAS's threads wait on each other).
     """
     parsed = {name: _parse(name) for name in names}
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
