@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
-        strengths = [float(s) for s in args.strengths.split(",")]
+        try:
+            strengths = [float(s) for s in args.strengths.split(",")]
+        except ValueError:
+            raise ValueError(f"--strengths must be comma-separated numbers, "
+                             f"got {args.strengths!r}") from None
         if args.n < 2:
             raise ValueError(f"--n must be at least 2, got {args.n}")
         rows = run(args.n, strengths, data=args.data, seed=args.seed,
