@@ -11,7 +11,8 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 
 EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
 
-.PHONY: venv test test-dist lint bench report train exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test test-dist test-slow lint bench report train encoder check-metrics \
+	exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -24,9 +25,21 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The tests the default run leaves out: a 2-worker tf.distribute cluster on this machine.
+# Tests behind markers (setup.cfg), left out of `make test`: a 2-worker tf.distribute cluster on
+# this machine; InceptionV3 from a local weights file.
 test-dist: $(STAMP)
 	$(PY) -m pytest -m multiworker -s tests/test_distribute.py
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+# Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
+encoder: $(STAMP)
+	$(PY) -m keras_ganime.encoder
+
+# FID, KID and SWD must rise with the strength of every disturbance (keras_ganime/sanity.py).
+check-metrics: $(STAMP)
+	$(PY) -m keras_ganime.sanity
 
 bench: $(STAMP)
 	$(PY) -m keras_ganime.bench

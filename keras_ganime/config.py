@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keras_ganime.features import METRICS
+
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 OPTIMIZERS = ("adam", "adamax", "sgd")
-# Metric names say which features they were computed on: *_anime (the shipped encoder) and
-# *_inception are not comparable. swd and checkerboard work on pixels.
-METRICS = ("swd", "checkerboard", "fid_anime", "kid_anime", "dup_anime", "fid_inception",
-           "kid_inception", "dup_inception")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                 "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal")
 

@@ -7,7 +7,7 @@
 
 A run's checkpoints are scored against a fixed sample of its own training images, and each
 result is written to RUN/eval/NNNNNNN/metrics.json. The sets of `compare` are folders of images
-or prepared HDF5 files. Metric names say what they were computed on (config.METRICS):
+or prepared HDF5 files. Metric names say what they were computed on (features.METRICS):
 *_anime on the shipped anime-face encoder, *_inception on InceptionV3 from the weights file
 given with --inception; the two are not comparable.
 """
@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import metrics
+from keras_ganime import features
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, image_set, load_images
+from keras_ganime.features import METRICS, FeatureError
 from keras_ganime.runs import atomic_write
 
 if TYPE_CHECKING:
@@ -45,35 +46,13 @@ class EvalError(Exception):
 def check_names(names: Sequence[str], inception_weights: str = "") -> list[str]:
     names = [n.strip() for n in names if n.strip()]
     for name in names:
-        if name not in config_lib.METRICS:
-            raise EvalError(f"unknown metric {name!r}; known: {', '.join(config_lib.METRICS)}")
+        if name not in METRICS:
+            raise EvalError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
         if name.endswith("_inception") and not inception_weights:
             raise EvalError(f"{name} needs an InceptionV3 weights file (--inception PATH)")
     if not names:
         raise EvalError("no metric named")
     return names
-
-
-def metric_values(reals: np.ndarray, fakes: np.ndarray, names: Sequence[str],
-                  features: Callable[[str, str, np.ndarray], np.ndarray]) -> dict[str, float]:
-    """Each named metric of fakes against reals; `features(extractor, which, images)` gives the
-    features of "reals" or "fakes" on the extractor "anime" or "inception"."""
-    values: dict[str, float] = {}
-    for name in names:
-        if name == "swd":
-            values["swd"] = metrics.swd(reals, fakes)["swd_mean"]
-        elif name == "checkerboard":
-            values["checkerboard"] = metrics.checkerboard_score(fakes)
-        else:
-            kind, extractor = name.split("_")
-            real, fake = features(extractor, "reals", reals), features(extractor, "fakes", fakes)
-            if kind == "fid":
-                values[name] = metrics.fid(real, fake)
-            elif kind == "kid":
-                values[name] = metrics.kid(real, fake)[0]
-            else:
-                values[name] = metrics.duplicate_rate(fake, real)
-    return values
 
 
 class Scorer:
@@ -87,24 +66,17 @@ class Scorer:
         if samples is not None and samples < len(reals):
             reals = reals[np.random.default_rng(seed).choice(len(reals), samples, replace=False)]
         self.reals = reals
-        self.inception_weights = inception_weights
-        self._extractors: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-        self._real_features: dict[str, np.ndarray] = {}
-
-    def _features(self, extractor: str, which: str, images: np.ndarray) -> np.ndarray:
-        if extractor not in self._extractors:
-            from keras_ganime import features
-
-            self._extractors[extractor] = features.get_extractor(extractor,
-                                                                 self.inception_weights)
-        if which == "fakes":
-            return self._extractors[extractor](images)
-        if extractor not in self._real_features:
-            self._real_features[extractor] = self._extractors[extractor](images)
-        return self._real_features[extractor]
+        self.inception_weights = inception_weights or None
+        self._real_features: dict[str, np.ndarray] | None = None
 
     def __call__(self, fakes: np.ndarray) -> dict[str, float]:
-        return metric_values(self.reals, fakes, self.names, self._features)
+        if self._real_features is None:
+            used = {n.partition("_")[2] for n in self.names} & set(features.EXTRACTORS)
+            self._real_features = {
+                e: features.get_extractor(e, self.inception_weights if e == "inception" else None)
+                (self.reals) for e in sorted(used)}
+        return features.compute_metrics(self.reals, fakes, self.names, self.inception_weights,
+                                        real_features=self._real_features)
 
 
 class Evaluator:
@@ -230,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             names = check_names(args.metrics.split(","), args.inception) if args.metrics else None
             results = evaluate_run(Path(args.run), args.all_checkpoints, names, args.inception,
                                    args.samples, progress)
-    except (EvalError, DataError, ConfigError) as e:
+    except (EvalError, DataError, ConfigError, FeatureError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(show(results, args.json))

@@ -29,6 +29,7 @@ from keras_ganime import distribute, viz
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, load_images
 from keras_ganime.evaluate import EvalError, Evaluator
+from keras_ganime.features import FeatureError
 from keras_ganime.gan import GAN, WATCHED
 from keras_ganime.runs import RunDir, RunError, atomic_write, new_run_dir
 
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except Stop as e:
         print(f"stopped: {e}", file=sys.stderr)
         return e.exit_code
-    except (ConfigError, DataError, RunError, EvalError) as e:
+    except (ConfigError, DataError, RunError, EvalError, FeatureError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

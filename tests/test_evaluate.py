@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import metrics
+from keras_ganime import features, metrics
 from keras_ganime.data import write_h5
-from keras_ganime.evaluate import EvalError, Evaluator, Scorer, metric_values
+from keras_ganime.evaluate import EvalError, Evaluator, Scorer
 from keras_ganime.evaluate import main as evaluate_main
+from keras_ganime.features import compute_metrics
 from keras_ganime.gan import GAN
 from keras_ganime.runs import read_csv
 from keras_ganime.train import fit, new_run
@@ -25,26 +26,21 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
 
 
-def test_metrics_are_routed_to_their_maths(images):
-    rng = np.random.default_rng(1)
-    feats = {"reals": rng.normal(size=(50, 4)), "fakes": rng.normal(1.0, 1.0, size=(50, 4))}
-    calls = []
+def test_scorer_embeds_its_reals_once(images, monkeypatch):
+    seen = []
 
-    def features(extractor, which, imgs):
-        calls.append((extractor, which, len(imgs)))
-        return feats[which]
+    def extractor(batch, progress=False):
+        seen.append(len(batch))
+        return batch.reshape(len(batch), -1, 3).mean(axis=1).astype(np.float64)
 
-    reals, fakes = images[:32], images[32:]
-    values = metric_values(reals, fakes, ["fid_anime", "kid_anime", "dup_anime", "swd",
-                                          "checkerboard"], features)
-    assert values == {
-        "fid_anime": metrics.fid(feats["reals"], feats["fakes"]),
-        "kid_anime": metrics.kid(feats["reals"], feats["fakes"])[0],
-        "dup_anime": metrics.duplicate_rate(feats["fakes"], feats["reals"]),
-        "swd": metrics.swd(reals, fakes)["swd_mean"],
-        "checkerboard": metrics.checkerboard_score(fakes),
-    }
-    assert {c[0] for c in calls} == {"anime"}
+    monkeypatch.setattr(features, "get_extractor", lambda name, weights=None: extractor)
+    scorer = Scorer(images[:32], ["fid_anime", "dup_anime", "swd"])
+    first, second = scorer(images[32:48]), scorer(images[48:])
+    assert seen == [32, 16, 16]  # the reals once; each set of fakes once, for both metrics
+    reals = extractor(images[:32])
+    assert first == compute_metrics(images[:32], images[32:48], ["fid_anime", "dup_anime", "swd"],
+                                    real_features={"anime": reals})
+    assert second["fid_anime"] == pytest.approx(metrics.fid(reals, extractor(images[48:])))
 
 
 def test_scorer_checks_its_metrics_and_files(images, tmp_path):
