@@ -104,7 +104,7 @@ class FailureConfig:
     loss_limit: float = 15.0
     d_patience: int = 30  # steps in a row with a D loss above loss_limit
     g_patience: int = 30  # steps in a row with G's loss above loss_limit
-    duplicate_limit: float = 0.5  # duplicate rate at an evaluation that means collapse
+    duplicate_limit: float = 0.5  # duplicate rate that means collapse, after a lower one
     fid_jump: float = 2.0  # FID at an evaluation above this multiple of the run's best so far
 
 

@@ -59,7 +59,7 @@ def worker_dir(run_path: str | Path | None, config_toml: str) -> Path:
     """A private temporary run directory for a non-chief worker, whose outputs are thrown away.
 
     It holds the run's settings and, when the run is resumed (`run_path`, which the worker must
-    be able to read: a shared file system), the chief's loss rows and latest checkpoint, so that
+    be able to read: a shared file system), the chief's CSV rows and latest checkpoint, so that
     the worker restores the same state as the chief.
     """
     path = Path(tempfile.mkdtemp(prefix="keras_ganime-worker-"))
@@ -67,7 +67,9 @@ def worker_dir(run_path: str | Path | None, config_toml: str) -> Path:
     if run_path is None:
         return path
     src = Path(run_path)
-    for name in ("run.json", "loss.csv"):
+    # metrics.csv too: the FID-jump rule reads the earlier evaluations, and every worker must
+    # reach the same failure decision, or a stopping chief would leave the others waiting.
+    for name in ("run.json", "loss.csv", "metrics.csv"):
         if (src / name).is_file():
             shutil.copy2(src / name, path / name)
     latest = tf.train.latest_checkpoint(str(src / "checkpoints"))

@@ -60,14 +60,19 @@ def loss_failure(gan: GAN) -> tuple[int, str] | None:
 
 
 def metric_failure(rows: list[dict[str, float]], cfg: Config) -> str | None:
-    """Why the latest evaluation says the run has failed, or None: a duplicate rate at the limit
-    (collapse), or an FID more than failure.fid_jump times the best of the earlier ones."""
-    fail, last = cfg.failure, rows[-1]
+    """Why the latest evaluation says the run has failed, or None. Both rules look for a jump
+    from a healthy earlier evaluation, since an untrained generator is collapsed and far off at
+    first: a duplicate rate back at failure.duplicate_limit after an evaluation below it, or an
+    FID over failure.fid_jump times the best of the earlier ones."""
+    fail, last, earlier = cfg.failure, rows[-1], rows[:-1]
     for name, value in last.items():
         if name.startswith("dup_") and value >= fail.duplicate_limit:
-            return f"{name} {value:.3f} reached {fail.duplicate_limit:g}: mode collapse"
-        if name.startswith("fid_") and len(rows) > 1:
-            best = min(r[name] for r in rows[:-1])
+            best = min((r[name] for r in earlier), default=value)
+            if best < fail.duplicate_limit:
+                return (f"{name} jumped to {value:.3f} from {best:.3f}, reaching "
+                        f"{fail.duplicate_limit:g}: mode collapse")
+        if name.startswith("fid_") and earlier:
+            best = min(r[name] for r in earlier)
             if value > fail.fid_jump * best:
                 return f"{name} jumped to {value:.1f}, over {fail.fid_jump:g} x its best {best:.1f}"
     return None
