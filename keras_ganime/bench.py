@@ -112,7 +112,10 @@ class ProjectWorker:
 
     def _step(self, batch: int, in_memory: bool) -> Any:
         if (batch, in_memory) not in self.steps:
-            self.steps.clear()  # one model pair alive at a time: the peak memory is one run's
+            # The two steps of one batch size stay alive, to be timed in turns; memory is
+            # measured apart, in a fresh process per batch size (training_rss).
+            if any(b != batch for b, _ in self.steps):
+                self.steps.clear()
             import tensorflow as tf
 
             from keras_ganime.batches import to_float
@@ -308,13 +311,17 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
             runs: dict[str, list[float]] = {name: [] for name in workers}
             for name, w in workers.items():
                 w.ask("measure", batch=batch, steps=1)  # warm-up: tracing, first allocations
+            project.ask("measure", batch=batch, steps=1, options={"in_memory": True})
+            constant: list[float] = []
             for r in range(repeats):
                 for name, w in workers.items():
                     runs[name].append(w.ask("measure", batch=batch, steps=steps))
                     log(f"batch {batch} repeat {r + 1}/{repeats} {name}: "
                         f"{runs[name][-1]:.1f} images/s")
-            in_memory = project.ask("measure", batch=batch, steps=steps,
-                                    options={"in_memory": True})
+                # The same step on one constant batch, in the same turns: the pipeline's cost.
+                constant.append(project.ask("measure", batch=batch, steps=steps,
+                                            options={"in_memory": True}))
+            in_memory = statistics.median(constant)
             ips = {name: statistics.median(v) for name, v in runs.items()}
             gflops = ips["project"] * flops / 1e9
             results.append({
