@@ -58,6 +58,13 @@ class Run:
         return self.cfg.train.seed
 
     @property
+    def last_step(self) -> int:
+        return self.losses[-1]["step"] if self.losses else 0
+
+    def best(self, name: str) -> float | None:
+        return min((s[name] for s in self.scores if name in s), default=None)
+
+    @property
     def images_per_s(self) -> float | None:
         # The first logged rows include tracing and warm-up: the median skips past them.
         speeds = [r["images_per_s"] for r in self.losses[1:]]
@@ -119,6 +126,15 @@ def spread(values: list[float | None], digits: int = 3) -> str:
     return text
 
 
+def failures(runs: list[Run]) -> str:
+    failed = [r.info.get("failed_at") for r in runs]
+    return spread(failed, 6) if any(f is not None for f in failed) else "no failure"
+
+
+def paper_says(name: str) -> str:
+    return PAPER.get(name, "not one of the paper's experiments.")
+
+
 def table_rows(runs: list[Run], steps: list[int]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     names = [n for n in TABLE_METRICS if any(n in r for run in runs for r in run.scores)]
@@ -126,18 +142,13 @@ def table_rows(runs: list[Run], steps: list[int]) -> list[tuple[str, str]]:
         for step in steps:
             rows.append((f"{name} at {step:,}", spread([at_step(r.scores, step, name)
                                                         for r in runs])))
-        rows.append((f"{name}, best", spread([min((s[name] for s in r.scores if name in s),
-                                                  default=None) for r in runs])))
+        rows.append((f"{name}, best", spread([r.best(name) for r in runs])))
     for name in ("dup_anime", "dup_inception", "checkerboard"):
         if any(name in s for r in runs for s in r.scores):
-            rows.append((f"{name}, last", spread([at_step(r.scores, r.losses[-1]["step"]
-                                                          if r.losses else 0, name)
+            rows.append((f"{name}, last", spread([at_step(r.scores, r.last_step, name)
                                                   for r in runs])))
-    failed = [r.info.get("failed_at") for r in runs]
-    rows.append(("failed at step", spread(failed, 6) if any(f is not None for f in failed)
-                 else "no failure"))
-    rows.append(("mini-batches run", spread([r.losses[-1]["step"] if r.losses else 0
-                                             for r in runs], 6)))
+    rows.append(("failed at step", failures(runs)))
+    rows.append(("mini-batches run", spread([r.last_step for r in runs], 6)))
     rows.append(("images/s", spread([r.images_per_s for r in runs])))
     return rows
 
@@ -150,7 +161,7 @@ def _copy(src: Path, out: Path, name: str) -> str:
 def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | None) -> str:
     runs = sorted(runs, key=lambda r: (r.seed, r.path.name))
     steps = chosen_steps(runs, wanted)
-    paper = PAPER.get(name, "not one of the paper's experiments.")
+    paper = paper_says(name)
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
                    for k, v in table_rows(runs, steps))
     seeds = ", ".join(str(r.seed) for r in runs)
@@ -186,14 +197,10 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
 
 def summary_row(name: str, runs: list[Run]) -> str:
     """One line of the table at the top of the page."""
-    fid = [min((s["fid_anime"] for s in r.scores if "fid_anime" in s), default=None)
-           for r in runs]
-    failed = [r.info.get("failed_at") for r in runs]
     cells = [f'<a href="#{html.escape(name)}">{html.escape(name)}</a>', str(len(runs)),
-             spread([r.losses[-1]["step"] if r.losses else 0 for r in runs], 6), spread(fid),
-             spread(failed, 6) if any(f is not None for f in failed) else "no failure",
-             spread([r.images_per_s for r in runs]),
-             html.escape(PAPER.get(name, "not one of the paper's experiments."))]
+             spread([r.last_step for r in runs], 6),
+             spread([r.best("fid_anime") for r in runs]), failures(runs),
+             spread([r.images_per_s for r in runs]), html.escape(paper_says(name))]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
