@@ -5,13 +5,17 @@ Each contender lives in its own worker process, because oneDNN can only be switc
 before TensorFlow is imported:
     project           GAN.train_step, with the project's defaults
     reference         predict() for the fakes, then train_on_batch on D (reals), on D (fakes)
-                      and on the stacked G->D model with D frozen; TensorFlow's default settings
+                      and on the stacked G->D model with D frozen; TensorFlow's default settings;
+                      the same models, built of Keras's own layers as the reference's were (the
+                      project's differ only by its fused BatchNorm kernel)
     reference_onednn  the same with TF_ENABLE_ONEDNN_OPTS=1
-The workers take turns, one at a time, so that every repeat of every contender sees the same
-machine; the reported figure is the median of the repeats. The project's worker also measures a
-large matmul (the practical peak) and its step with a constant in-memory batch (the cost of
-drawing real batches on the device from the images loaded from HDF5); a fresh process per batch
-size measures the peak resident memory of training at that size.
+The workers take turns, one at a time and in a rotating order, so that every repeat of every
+contender sees the same machine; the reported figure is the median of many short repeats, and
+the quartiles of the ratio within each repeat say how sure the ratio is (the speed of this shared
+machine drifts by 20% within a minute). In the same turns the project's worker measures a large
+matmul (the practical peak) and its step with a constant in-memory batch (the cost of drawing real
+batches on the device from the images loaded from HDF5); a fresh process per batch size measures
+the peak resident memory of training at that size.
 """
 
 from __future__ import annotations
@@ -136,7 +140,7 @@ class ProjectWorker:
 
         a = tf.random.normal([MATMUL, MATMUL])
         tf.matmul(a, a).numpy()
-        best = min(_timed(lambda: tf.reduce_sum(tf.matmul(a, a)), 3) / 3 for _ in range(3))
+        best = min(_timed(lambda: tf.reduce_sum(tf.matmul(a, a)), 1) for _ in range(2))
         return 2 * MATMUL**3 / best / 1e9
 
     def flops(self) -> int:
@@ -302,7 +306,6 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
     project = workers["project"]
     try:
         flops = project.ask("flops")
-        peak = project.ask("peak")
         results = []
         for batch in batches:
             # Size each measurement from a first timing so that it lasts about `seconds`.
@@ -313,15 +316,20 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
                 w.ask("measure", batch=batch, steps=1)  # warm-up: tracing, first allocations
             project.ask("measure", batch=batch, steps=1, options={"in_memory": True})
             constant: list[float] = []
+            peaks: list[float] = []
+            turns = list(workers)
             for r in range(repeats):
-                for name, w in workers.items():
-                    runs[name].append(w.ask("measure", batch=batch, steps=steps))
+                # Rotated, so that no contender always follows the same one.
+                for name in turns[r % len(turns):] + turns[:r % len(turns)]:
+                    runs[name].append(workers[name].ask("measure", batch=batch, steps=steps))
                     log(f"batch {batch} repeat {r + 1}/{repeats} {name}: "
                         f"{runs[name][-1]:.1f} images/s")
                 # The same step on one constant batch, in the same turns: the pipeline's cost.
                 constant.append(project.ask("measure", batch=batch, steps=steps,
                                             options={"in_memory": True}))
+                peaks.append(project.ask("peak"))  # the machine's speed in the same turns
             in_memory = statistics.median(constant)
+            peak = statistics.median(peaks)
             ips = {name: statistics.median(v) for name, v in runs.items()}
             gflops = ips["project"] * flops / 1e9
             results.append({
@@ -331,6 +339,9 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
                 "reference_onednn_images_per_s": round(ips["reference_onednn"], 2),
                 "ratio_default": round(ips["project"] / ips["reference"], 3),
                 "ratio_onednn": round(ips["project"] / ips["reference_onednn"], 3),
+                # How sure the ratios are: the quartiles of the ratio within each repeat.
+                "ratio_default_quartiles": quartiles(runs["project"], runs["reference"]),
+                "ratio_onednn_quartiles": quartiles(runs["project"], runs["reference_onednn"]),
                 "gflops": round(gflops, 1),
                 "peak_gflops": round(peak, 1),
                 "peak_fraction": round(gflops / peak, 3),
@@ -349,20 +360,36 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
             w.close()
 
 
+def quartiles(a: list[float], b: list[float]) -> list[float]:
+    """The first and third quartiles of a[i] / b[i], a and b measured in the same repeat."""
+    ratios = [x / y for x, y in zip(a, b)]
+    if len(ratios) < 2:
+        return [round(ratios[0], 3)] * 2
+    q = statistics.quantiles(ratios, n=4)
+    return [round(q[0], 3), round(q[2], 3)]
+
+
+def _ratio(median: float, quartiles: list[float]) -> str:
+    return f"{median:.2f} ({quartiles[0]:.2f}-{quartiles[1]:.2f})"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    head = ("batch  project  reference  ref+oneDNN  x default  x oneDNN  GFLOP/s  of peak  "
-            "pipeline  RSS MB")
+    head = ("batch  project  reference  ref+oneDNN  x default (quartiles)  x oneDNN (quartiles)  "
+            "GFLOP/s  peak GFLOP/s  of peak  pipeline  RSS MB")
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r['batch']:>5}  {r['images_per_s']:>7.1f}  {r['reference_images_per_s']:>9.1f}  "
-            f"{r['reference_onednn_images_per_s']:>10.1f}  {r['ratio_default']:>9.2f}  "
-            f"{r['ratio_onednn']:>8.2f}  {r['gflops']:>7.1f}  {r['peak_fraction']:>7.0%}  "
+            f"{r['reference_onednn_images_per_s']:>10.1f}  "
+            f"{_ratio(r['ratio_default'], r['ratio_default_quartiles']):>20}  "
+            f"{_ratio(r['ratio_onednn'], r['ratio_onednn_quartiles']):>19}  "
+            f"{r['gflops']:>7.1f}  {r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.0%}  "
             f"{r['pipeline_overhead']:>+8.1%}  {r['rss_mb']:>6.0f}")
     r = results[0]
     rows.append(f"images/s of one training step (D reals + D fakes + G), median of "
-                f"{r['repeats']} interleaved repeats; {r['gflop_per_image']} GFLOP per image; "
-                f"practical peak {r['peak_gflops']} GFLOP/s (float32 matmul {MATMUL}x{MATMUL}); "
+                f"{r['repeats']} interleaved repeats; ratios with the quartiles of the ratio "
+                f"within a repeat; {r['gflop_per_image']} GFLOP per image; practical peak: "
+                f"float32 matmul {MATMUL}x{MATMUL}, in the same turns; "
                 f"pipeline: cost of drawing real batches on the device against a constant batch")
     return "\n".join(rows)
 
@@ -398,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --batches must be positive integers separated by commas, got {text!r}",
               file=sys.stderr)
         return 2
-    repeats, seconds = (1, 3.0) if args.quick else (5, 10.0)
+    repeats, seconds = (1, 3.0) if args.quick else (15, 4.0)
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

@@ -73,6 +73,7 @@ class TrainConfig:
     # Speed only; the maths stay the reference's except under mixed precision.
     jit_compile: str = "auto"  # XLA: on | off | auto (chosen per device and batch; see README)
     mixed_precision: str = "off"  # off | bfloat16 | float16 (with loss scaling); for GPUs
+    fused_batchnorm: bool = True  # TensorFlow's fused kernel for Keras's BatchNorm maths
     # tf.distribute: none | mirrored (the GPUs of one machine) | multiworker (cluster in TF_CONFIG)
     distribute: str = "none"
     sync_batchnorm: bool = True  # under a strategy: BatchNorm on the global batch, as one device

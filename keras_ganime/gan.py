@@ -11,6 +11,7 @@ batch (`GAN._distributed_step`), with the global batch's losses and gradients.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -70,8 +71,9 @@ class GAN:
         sync_bn = self.strategy is not None and cfg.train.sync_batchnorm
         scope = self.strategy.scope if self.strategy else contextlib.nullcontext
         with scope():
-            self.generator = build_generator(cfg.model, policy, sync_bn)
-            self.discriminator = build_discriminator(cfg.model, policy, sync_bn)
+            fused = cfg.train.fused_batchnorm
+            self.generator = build_generator(cfg.model, policy, sync_bn, fused)
+            self.discriminator = build_discriminator(cfg.model, policy, sync_bn, fused)
             self.g_optim = build_optimizer(cfg.g_optim, cfg.train.mixed_precision == "float16")
             self.d_optim = build_optimizer(cfg.d_optim, cfg.train.mixed_precision == "float16")
             self.g_optim.build(self.generator.trainable_variables)
@@ -244,6 +246,13 @@ class GAN:
             scaled = self.g_optim.scale_loss(self.gradient_loss(loss))
         self.g_optim.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars))
         return loss
+
+    def save_generator(self, path: str | Path) -> None:
+        """G as a .keras file made of Keras's own layers (no fused BatchNorm), so that it loads
+        with `keras.models.load_model` alone."""
+        plain = build_generator(self.cfg.model, POLICIES[self.cfg.train.mixed_precision])
+        plain.set_weights(self.generator.get_weights())
+        plain.save(path)
 
     def fixed_noise(self, n: int) -> tf.Tensor:
         """The same latent batch for every sample grid of a run (its own seed stream)."""

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from keras_ganime.batchnorm import FusedBatchNormalization
 from keras_ganime.config import ModelConfig
 
 BASE_FILTERS = 64
@@ -29,22 +30,31 @@ def _blocks(image_size: int) -> int:
     return int(n)
 
 
-def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig, dtype: str, sync: bool) -> keras.KerasTensor:
-    x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype, synchronized=sync)(x)
+def _bn(cfg: ModelConfig, dtype: str, sync: bool, fused: bool) -> layers.BatchNormalization:
+    kind = FusedBatchNormalization if fused else layers.BatchNormalization
+    return kind(momentum=cfg.bn_momentum, dtype=dtype, synchronized=sync)
+
+
+def _bn_lrelu(x: keras.KerasTensor, cfg: ModelConfig, dtype: str, sync: bool, fused: bool
+              ) -> keras.KerasTensor:
+    x = _bn(cfg, dtype, sync, fused)(x)
     return layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
 
 
-def build_generator(cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False) -> keras.Model:
+def build_generator(cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False,
+                    fused_bn: bool = False) -> keras.Model:
     """(1, 1, latent) noise -> (size, size, 3) image in [-1, 1].
 
     `dtype` is a Keras dtype policy ("mixed_bfloat16", ...); the output layer stays float32.
     `sync_bn`: BatchNorm statistics over all replicas of a tf.distribute strategy.
+    `fused_bn`: BatchNorm by TensorFlow's fused kernel in training (`batchnorm.py`), the same
+    maths; the default is Keras's layer, the reference's.
     """
     n_up = _blocks(cfg.image_size)
     conv = {"kernel_initializer": cfg.initializer, "dtype": dtype}
     z = keras.Input((1, 1, cfg.latent_dim), name="z")
     x = layers.Conv2DTranspose(BASE_FILTERS * 8, 4, padding="valid", **conv)(z)
-    x = _bn_lrelu(x, cfg, dtype, sync_bn)
+    x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
     for i in range(n_up):
         filters = max(BASE_FILTERS, BASE_FILTERS * 8 // 2 ** (i + 1))
         if cfg.upsampling == "transpose":
@@ -52,21 +62,21 @@ def build_generator(cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = Fa
         else:
             x = layers.UpSampling2D(2, dtype=dtype)(x)
             x = layers.Conv2D(filters, 4, padding="same", **conv)(x)
-        x = _bn_lrelu(x, cfg, dtype, sync_bn)
+        x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
     x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv)(x)
-    x = _bn_lrelu(x, cfg, dtype, sync_bn)
+    x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
                                kernel_initializer=cfg.initializer, dtype="float32")(x)
     return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(
-    cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False
-) -> keras.Model:
+def build_discriminator(cfg: ModelConfig, dtype: str = "float32", sync_bn: bool = False,
+                        fused_bn: bool = False) -> keras.Model:
     """(size, size, 3) image in [-1, 1] -> probability that it is real, shape (batch, 1).
 
     `dtype` is a Keras dtype policy; the output layer stays float32, so that the probabilities,
     and the cross-entropy clipped at 1e-7 that is computed from them, keep their precision.
+    `sync_bn` and `fused_bn` as for the generator.
     """
     n_down = _blocks(cfg.image_size) + 1
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
@@ -75,8 +85,7 @@ def build_discriminator(
         x = layers.Conv2D(BASE_FILTERS * 2**i, 4, strides=2, padding="same",
                           kernel_initializer=cfg.initializer, dtype=dtype)(x)
         if i > 0:
-            x = layers.BatchNormalization(momentum=cfg.bn_momentum, dtype=dtype,
-                                          synchronized=sync_bn)(x)
+            x = _bn(cfg, dtype, sync_bn, fused_bn)(x)
         x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x)
     x = layers.Dense(1, activation="sigmoid", kernel_initializer=cfg.initializer,

@@ -212,7 +212,7 @@ def fit(gan: GAN, run: RunDir, progress: bool = True, evaluator: Evaluator | Non
                            128 + signals.received)
     bar.close()
     save("done")
-    gan.generator.save(run.path / "generator.keras")
+    gan.save_generator(run.path / "generator.keras")
 
 
 def new_run(cfg: Config) -> RunDir:

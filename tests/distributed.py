@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -46,7 +47,8 @@ def pre_bn_biases(model) -> set[str]:
     """The biases of the layers that feed a BatchNorm, whose gradient is exactly zero, and the
     moving means that they shift."""
     return {path for a, b in itertools.pairwise(model.layers)
-            if type(b).__name__ == "BatchNormalization" and getattr(a, "bias", None) is not None
+            if isinstance(b, keras.layers.BatchNormalization)
+            and getattr(a, "bias", None) is not None
             for path in (a.bias.path, b.moving_mean.path)}
 
 

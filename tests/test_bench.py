@@ -1,6 +1,6 @@
 """The benchmark's arithmetic; its timings are for `make bench`, never for tests."""
 
-from keras_ganime.bench import forward_flops, main, step_flops
+from keras_ganime.bench import forward_flops, main, quartiles, step_flops
 from keras_ganime.config import ModelConfig
 from keras_ganime.models import build_discriminator, build_generator
 
@@ -39,3 +39,10 @@ def test_bad_batches_are_a_one_line_error(capsys):
     assert main(["--batches", "16,x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --batches must be positive integers") and err.count("\n") == 1
+
+
+def test_ratio_quartiles_by_hand():
+    # Ratios within the repeats: 2, 3, 4, 5; quartiles by the exclusive method, (n + 1) p:
+    # position 1.25 -> 2 + 0.25 * 1, position 3.75 -> 4 + 0.75 * 1.
+    assert quartiles([2.0, 6.0, 4.0, 10.0], [1.0, 2.0, 1.0, 2.0]) == [2.25, 4.75]
+    assert quartiles([3.0], [2.0]) == [1.5, 1.5]  # --quick: one repeat
