@@ -14,6 +14,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+# cuDNN's kernel takes no smaller epsilon (CUDNN_BN_MIN_EPSILON), and earlier TensorFlow versions
+# raised a smaller one to this without a word; Keras's own maths keeps any epsilon.
+MIN_EPSILON = 1.001e-5
+
 
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` over the channels of NHWC images, fused in training.
@@ -27,14 +31,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
              mask: tf.Tensor | None = None) -> tf.Tensor:
         if (not (training and self.trainable) or self.synchronized or mask is not None
                 or len(inputs.shape) != 4 or self.axis not in (-1, 3) or self.renorm
-                or not (self.center and self.scale)):
+                or not (self.center and self.scale) or self.epsilon < MIN_EPSILON):
             return super().call(inputs, training=training, mask=mask)
         # Upcast as Keras does: the statistics of half-precision activations overflow.
         x = tf.cast(inputs, tf.float32)
         y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             x, tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32),
             epsilon=self.epsilon, is_training=True)
-        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        n = tf.cast(tf.size(x, out_type=tf.int64) // tf.shape(x, out_type=tf.int64)[-1],
+                    tf.float32)
         variance = variance * (n - 1.0) / n  # the kernel's is unbiased; Keras averages the biased
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(
