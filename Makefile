@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),--seed $(SEED)) \
 	$(if $(DATA),--data $(DATA))
 
-EXPERIMENTS := batch16 batch32 batch128 flip dlr upsample adamax sgd
+# One target per experiment file: experiments/NAME.toml is `make exp-NAME`; train.toml is `make
+# train`, and exp-all runs the others, the paper's, one after the other.
+EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: venv test test-dist test-slow lint bench report train encoder check-metrics \
-	exp-default exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test test-dist test-slow test-long lint bench report train encoder check-metrics \
+	exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -32,6 +34,9 @@ test-dist: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+test-long: $(STAMP)
+	$(PY) -m pytest -m long
 
 # Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
 encoder: $(STAMP)
@@ -53,10 +58,9 @@ lint: $(STAMP)
 train: $(STAMP)
 	$(RUN) --config experiments/train.toml
 
-exp-default exp-batch64: $(STAMP)
-	$(RUN) --config experiments/default.toml
-
 $(EXPERIMENTS:%=exp-%): exp-%: $(STAMP)
 	$(RUN) --config experiments/$*.toml
 
-exp-all: exp-default $(EXPERIMENTS:%=exp-%)
+exp-batch64: exp-default
+
+exp-all: $(EXPERIMENTS:%=exp-%)

@@ -3,7 +3,10 @@ run; `python -m keras_ganime.bench [--quick] [--batches 16,64,128] [--json]`.
 
 Each contender lives in its own worker process, because oneDNN can only be switched on or off
 before TensorFlow is imported:
-    project           GAN.train_step, with the project's defaults
+    project           Engine.train_step, with the project's defaults
+    baseline          (with --baseline DIR) the project's own worker run from another checkout of
+                      it, such as a git worktree of an earlier commit: the same measurement of
+                      that code, to show what a change costs or gains
     reference         predict() for the fakes, then train_on_batch on D (reals), on D (fakes)
                       and on the stacked G->D model with D frozen; TensorFlow's default settings;
                       the same models, built of Keras's own layers as the reference's were (the
@@ -100,13 +103,14 @@ def _timed(step: Any, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def _gan(batch: int, images: Any) -> Any:
-    """The project's GAN with its default settings at `batch`, training G from the first step."""
+def _engine(batch: int, images: Any) -> Any:
+    """The project's engine with its default settings at `batch`, training G from the first
+    step."""
     from keras_ganime import config as config_lib
-    from keras_ganime.gan import GAN
+    from keras_ganime.engine import Engine
 
-    return GAN(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
-               images)
+    return Engine(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
+                  images)
 
 
 class ProjectWorker:
@@ -124,12 +128,12 @@ class ProjectWorker:
 
             from keras_ganime.batches import to_float
 
-            gan = _gan(batch, self.images)
+            engine = _engine(batch, self.images)
             if in_memory:
                 fixed = to_float(tf.constant(self.images[:batch]))  # one constant batch
-                gan.sampler = lambda step, rng: fixed
-            gan.train_step()  # trace and warm up
-            self.steps[batch, in_memory] = gan.train_step
+                engine.reals = lambda indices: fixed
+            engine.train_step()  # trace and warm up
+            self.steps[batch, in_memory] = engine.train_step
         return self.steps[batch, in_memory]
 
     def measure(self, batch: int, steps: int, in_memory: bool = False) -> float:
@@ -144,10 +148,10 @@ class ProjectWorker:
         return 2 * MATMUL**3 / best / 1e9
 
     def flops(self) -> int:
-        from keras_ganime.config import ModelConfig
-        from keras_ganime.models import build_discriminator, build_generator
+        from keras_ganime.families.dcgan import build_discriminator, build_generator
+        from keras_ganime.families.dcgan_settings import DCGANModel
 
-        cfg = ModelConfig()
+        cfg = DCGANModel()
         return step_flops(forward_flops(build_generator(cfg)),
                           forward_flops(build_discriminator(cfg)))
 
@@ -169,10 +173,10 @@ class ReferenceWorker:
     def _build(self, batch: int) -> Any:
         import keras
 
-        from keras_ganime.config import ModelConfig
-        from keras_ganime.models import build_discriminator, build_generator
+        from keras_ganime.families.dcgan import build_discriminator, build_generator
+        from keras_ganime.families.dcgan_settings import DCGANModel
 
-        g, d = build_generator(ModelConfig()), build_discriminator(ModelConfig())
+        g, d = build_generator(DCGANModel()), build_discriminator(DCGANModel())
         d.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), "binary_crossentropy")
         z = keras.Input((1, 1, 100))
         stacked = keras.Model(z, d(g(z)))
@@ -213,8 +217,8 @@ class ReferenceWorker:
 def training_rss(batch: int) -> float:
     """Peak resident MB of a process that loads the data and trains a few steps at `batch`:
     what a run at that batch needs, apart from any other measurement."""
-    gan = _gan(batch, _images(DATASET, 64))
-    _timed(gan.train_step, 3)
+    engine = _engine(batch, _images(DATASET, 64))
+    _timed(engine.train_step, 3)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -227,12 +231,12 @@ def op_profile(batch: int, steps: int = 3) -> list[tuple[str, float]]:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    gan = _gan(batch, _images(DATASET, 64))
-    _timed(gan.train_step, 2)
+    engine = _engine(batch, _images(DATASET, 64))
+    _timed(engine.train_step, 2)
     with tempfile.TemporaryDirectory() as logdir:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
         tf.profiler.experimental.start(logdir, options=options)
-        _timed(gan.train_step, steps)
+        _timed(engine.train_step, steps)
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()
         trace = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]
@@ -266,15 +270,19 @@ def worker(kind: str) -> None:
 
 
 class Worker:
-    def __init__(self, kind: str, onednn: str | None) -> None:
+    def __init__(self, kind: str, onednn: str | None, checkout: Path | None = None) -> None:
+        """A worker process of `kind`; `checkout`: run the project worker of that checkout,
+        its code first on the import path."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if onednn is not None:
             env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-        contender = "project" if kind == "project" else "reference"
+        if checkout is not None:
+            env["PYTHONPATH"] = str(checkout)
+        contender = "reference" if kind.startswith("reference") else "project"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "keras_ganime.bench", "--worker", contender],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=env)
+            text=True, env=env, cwd=checkout)
 
     def wait_ready(self) -> None:
         self._read()
@@ -299,8 +307,11 @@ class Worker:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[dict[str, Any]]:
+def bench(batches: list[int], repeats: int, seconds: float, log: Any,
+          baseline: Path | None = None) -> list[dict[str, Any]]:
     workers = {name: Worker(name, onednn) for name, onednn in CONTENDERS.items()}
+    if baseline is not None:
+        workers["baseline"] = Worker("baseline", None, baseline)
     for w in workers.values():  # started together, waited for together
         w.wait_ready()
     project = workers["project"]
@@ -347,6 +358,10 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any) -> list[di
                 "peak_fraction": round(gflops / peak, 3),
                 "in_memory_images_per_s": round(in_memory, 2),
                 "pipeline_overhead": round(in_memory / ips["project"] - 1.0, 3),
+                **({"baseline_images_per_s": round(ips["baseline"], 2),
+                    "ratio_baseline": round(ips["project"] / ips["baseline"], 3),
+                    "ratio_baseline_quartiles": quartiles(runs["project"], runs["baseline"])}
+                   if "baseline" in ips else {}),
                 "rss_mb": round(float(subprocess.run(
                     [sys.executable, "-m", "keras_ganime.bench", "--rss", str(batch)],
                     capture_output=True, text=True, check=True).stdout), 1),
@@ -386,6 +401,10 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['gflops']:>7.1f}  {r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.0%}  "
             f"{r['pipeline_overhead']:>+8.1%}  {r['rss_mb']:>6.0f}")
     r = results[0]
+    if "baseline_images_per_s" in r:
+        rows.append("baseline (--baseline): " + "; ".join(
+            f"batch {r['batch']}: {r['baseline_images_per_s']:.1f} images/s, project x "
+            f"{_ratio(r['ratio_baseline'], r['ratio_baseline_quartiles'])}" for r in results))
     rows.append(f"images/s of one training step (D reals + D fakes + G), median of "
                 f"{r['repeats']} interleaved repeats; ratios with the quartiles of the ratio "
                 f"within a repeat; {r['gflop_per_image']} GFLOP per image; practical peak: "
@@ -401,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="one short repeat at batch 16 unless --batches: a smoke run, under 2 min")
     p.add_argument("--batches", help="comma-separated batch sizes (default 16,64,128)")
     p.add_argument("--json", action="store_true", help="one JSON line per batch size")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="another checkout of keras_ganime (e.g. git worktree add DIR COMMIT) "
+                        "measured in the same turns as a fourth contender")
     p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
     p.add_argument("--rss", type=int, metavar="BATCH", help=argparse.SUPPRESS)
     p.add_argument("--profile", type=int, metavar="BATCH",
@@ -426,11 +448,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     repeats, seconds = (1, 3.0) if args.quick else (15, 4.0)
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "keras_ganime" / "bench.py").is_file():
+        print(f"error: --baseline {args.baseline}: not a checkout of keras_ganime (no "
+              f"keras_ganime/bench.py)", file=sys.stderr)
+        return 2
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    results = bench(batches, repeats, seconds, log)
+    results = bench(batches, repeats, seconds, log, baseline)
     if args.json:
         print("\n".join(json.dumps(r) for r in results))
     else:

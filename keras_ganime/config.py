@@ -1,8 +1,10 @@
 """Every setting of a run, as typed dataclasses: the one source of truth.
 
-A config is `experiments/default.toml`, then an experiment file over it, then command-line
-`--set section.key=value` overrides over both. Validation raises `ConfigError` with one line that
-names the key at fault.
+A run's settings are the common sections below and the sections its model family owns or extends
+(`model.family`, resolved first; `families/`). Their values are the dataclass defaults, then an
+experiment file over them, then command-line `--set section.key=value` overrides over both.
+Validation raises `ConfigError` with one line that names the key at fault. Nothing here imports
+TensorFlow: every command line checks its settings before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -10,32 +12,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keras_ganime.features import METRICS
+from keras_ganime import metric_names
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+DEFAULT_FAMILY = "dcgan"
 OPTIMIZERS = ("adam", "adamax", "sgd")
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-                "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal")
 
 
 class ConfigError(ValueError):
     """A bad setting; its message is one line naming the key."""
 
 
+# --- the common sections: every family has them ---------------------------------------------
+
+
 @dataclass
 class ModelConfig:
+    """The part of [model] that every family shares; a family's [model] extends it."""
+
+    family: str = DEFAULT_FAMILY
     image_size: int = 64
-    latent_dim: int = 100
-    upsampling: str = "transpose"  # transpose (reference) | upsample (UpSampling2D + Conv2D)
-    noise: str = "binary"  # binary (reference) | gaussian
-    bn_momentum: float = 0.3
-    leaky_slope: float = 0.2
-    initializer: str = "glorot_uniform"
+    latent_dim: int = 100  # the size of one latent vector (generate's --walk indexes it)
 
 
 @dataclass
@@ -57,19 +59,10 @@ class OptimConfig:
 
 
 @dataclass
-class LabelConfig:
-    soft: float = 0.1  # real targets are 1 - soft * U[0,1), fake targets soft * U[0,1)
-    flip: bool = False  # give the high target to fakes and the low one to reals
-    flip_prob: float = 0.0  # chance that one sample's D target is swapped with the other class's
-
-
-@dataclass
 class TrainConfig:
     batch_size: int = 64
     steps: int = 100000
-    warmup_steps: int = 20  # D-only steps at the start, as the reference
     seed: int = 0
-    fake_bn: str = "inference"  # BatchNorm mode of G when making D's fakes: inference | training
     # Speed only; the maths stay the reference's except under mixed precision.
     jit_compile: str = "auto"  # XLA: on | off | auto (chosen per device and batch; see README)
     mixed_precision: str = "off"  # off | bfloat16 | float16 (with loss scaling); for GPUs
@@ -99,98 +92,137 @@ class EvalConfig:
 
 @dataclass
 class FailureConfig:
-    # The reference author's signals: a D loss staying above 15 (the clipped BCE saturates at
-    # 16.1), or G's above 15 for more than 30 mini-batches; then the metrics at evaluations.
+    """What to do on failure, and the metric rules; a family adds its loss-watch limits."""
+
     action: str = "continue"  # continue (the paper's runs went on past failure) | stop
-    loss_limit: float = 15.0
-    d_patience: int = 30  # steps in a row with a D loss above loss_limit
-    g_patience: int = 30  # steps in a row with G's loss above loss_limit
     duplicate_limit: float = 0.5  # duplicate rate that means collapse, after a lower one
     fid_jump: float = 2.0  # FID at an evaluation above this multiple of the run's best so far
 
 
-@dataclass
+COMMON: dict[str, Callable[[], Any]] = {
+    "model": ModelConfig, "data": DataConfig, "d_optim": OptimConfig, "g_optim": OptimConfig,
+    "train": TrainConfig, "output": OutputConfig, "eval": EvalConfig, "failure": FailureConfig,
+}
+
+
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    d_optim: OptimConfig = field(default_factory=OptimConfig)
-    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(learning_rate=1e-4))
-    labels: LabelConfig = field(default_factory=LabelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    failure: FailureConfig = field(default_factory=FailureConfig)
+    """The sections of one run, in order: the common ones, each replaced by the family's own
+    dataclass where it extends one, then the sections only the family has (`[labels]`)."""
+
+    model: ModelConfig
+    data: DataConfig
+    d_optim: OptimConfig
+    g_optim: OptimConfig
+    train: TrainConfig
+    output: OutputConfig
+    eval: EvalConfig
+    failure: FailureConfig
+
+    def __init__(self, family: str = DEFAULT_FAMILY) -> None:
+        owned = family_spec(family).sections
+        factories = {**{name: owned.get(name, kind) for name, kind in COMMON.items()}, **owned}
+        self.sections: dict[str, Any] = {name: make() for name, make in factories.items()}
+        self.sections["model"].family = family
+        self.__dict__.update(self.sections)
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.sections == other.sections
+
+    def __repr__(self) -> str:
+        return f"Config({self.sections!r})"
 
     def validate(self) -> Config:
         for key, value in flatten(self).items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, got {value}")
-        positive = [
+        check_positive(self, [
             "model.image_size", "model.latent_dim", "data.synth_n", "train.batch_size",
-            "train.steps", "output.log_every", "output.sample_every",
-            "output.checkpoint_every", "output.keep_checkpoints",
-            "d_optim.learning_rate", "g_optim.learning_rate",
-            "failure.loss_limit", "failure.d_patience", "failure.g_patience",
-            "failure.duplicate_limit", "failure.fid_jump",
-        ]
-        for key in positive:
-            if get(self, key) <= 0:
-                raise ConfigError(f"{key} must be positive, got {get(self, key)}")
-        size = self.model.image_size
-        if size < 8 or size & (size - 1):
-            raise ConfigError(f"model.image_size must be a power of two >= 8, got {size}")
-        choices = {
-            "model.upsampling": ("transpose", "upsample"),
-            "model.noise": ("binary", "gaussian"),
+            "train.steps", "output.log_every", "output.sample_every", "output.checkpoint_every",
+            "output.keep_checkpoints", "d_optim.learning_rate", "g_optim.learning_rate",
+            "failure.duplicate_limit", "failure.fid_jump"])
+        check_choices(self, {
             "data.sampling": ("uniform", "epoch"),
             "d_optim.name": OPTIMIZERS,
             "g_optim.name": OPTIMIZERS,
-            "train.fake_bn": ("inference", "training"),
             "train.jit_compile": ("auto", "on", "off"),
             "train.mixed_precision": ("off", "bfloat16", "float16"),
             "train.distribute": ("none", "mirrored", "multiworker"),
-            "model.initializer": INITIALIZERS,
             "failure.action": ("continue", "stop"),
-        }
-        for key, allowed in choices.items():
-            if get(self, key) not in allowed:
-                raise ConfigError(
-                    f"{key} must be one of {', '.join(allowed)}; got {get(self, key)!r}")
+        })
         if self.train.distribute != "none" and self.train.jit_compile == "on":
             raise ConfigError("train.jit_compile = on needs train.distribute = none: the "
                               "distributed step is not compiled with XLA")
-        for key in ("model.bn_momentum", "labels.soft", "labels.flip_prob"):
-            if not 0.0 <= get(self, key) <= 1.0:
-                raise ConfigError(f"{key} must be in [0, 1], got {get(self, key)}")
         # A beta or momentum of 1 would never forget: Adam then divides by zero.
-        for key in ("d_optim.beta_1", "d_optim.beta_2", "g_optim.beta_1", "g_optim.beta_2",
-                    "d_optim.momentum", "g_optim.momentum"):
-            if not 0.0 <= get(self, key) < 1.0:
-                raise ConfigError(f"{key} must be in [0, 1), got {get(self, key)}")
+        check_range(self, ["d_optim.beta_1", "d_optim.beta_2", "g_optim.beta_1",
+                           "g_optim.beta_2", "d_optim.momentum", "g_optim.momentum"], 0.0, 1.0,
+                    closed=False)
         if not 0 <= self.train.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}")
-        for key in ("model.leaky_slope", "train.warmup_steps", "eval.every", "d_optim.epsilon",
-                    "g_optim.epsilon"):
-            if get(self, key) < 0:
-                raise ConfigError(f"{key} must not be negative, got {get(self, key)}")
+        check_not_negative(self, ["eval.every", "d_optim.epsilon", "g_optim.epsilon"])
         if not self.output.name or "/" in self.output.name:
             raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
-        unknown = [m for m in self.eval_metrics() if m not in METRICS]
-        if unknown:
-            raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; known: "
-                              f"{', '.join(METRICS)}")
-        if any(m.endswith("_inception") for m in self.eval_metrics()) and not (
-                self.eval.inception_weights):
-            raise ConfigError("eval.metrics names an *_inception metric but "
-                              "eval.inception_weights names no weights file")
+        try:
+            metric_names.check(self.eval_metrics(), self.eval.inception_weights)
+        except ValueError as e:
+            raise ConfigError(f"eval.metrics: {e}") from None
         if self.eval.samples < 2:
             raise ConfigError(f"eval.samples must be at least 2, got {self.eval.samples}")
         if not self.output.runs_dir:
             raise ConfigError("output.runs_dir must not be empty")
+        family_spec(self.family).validate(self)
         return self
 
     def eval_metrics(self) -> list[str]:
         return [m.strip() for m in self.eval.metrics.split(",") if m.strip()]
+
+
+# --- checks, for the common sections and the families' own ------------------------------------
+
+
+def check_positive(cfg: Config, keys: Iterable[str]) -> None:
+    for key in keys:
+        if get(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be positive, got {get(cfg, key)}")
+
+
+def check_not_negative(cfg: Config, keys: Iterable[str]) -> None:
+    for key in keys:
+        if get(cfg, key) < 0:
+            raise ConfigError(f"{key} must not be negative, got {get(cfg, key)}")
+
+
+def check_choices(cfg: Config, choices: Mapping[str, Sequence[str]]) -> None:
+    for key, allowed in choices.items():
+        if get(cfg, key) not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {get(cfg, key)!r}")
+
+
+def check_range(cfg: Config, keys: Iterable[str], low: float, high: float,
+                closed: bool = True) -> None:
+    """low <= value <= high, or < high when not `closed`."""
+    for key in keys:
+        value = get(cfg, key)
+        if not (low <= value <= high if closed else low <= value < high):
+            raise ConfigError(f"{key} must be in [{low:g}, {high:g}{']' if closed else ')'}, "
+                              f"got {value}")
+
+
+# --- families, keys and values -------------------------------------------------------------
+
+
+def family_spec(name: Any) -> Any:
+    """The registered family `name` (families.FamilySpec); imported here, not at the top, since
+    the families' settings build on the common sections above."""
+    from keras_ganime import families
+
+    if name not in families.SPECS:
+        raise ConfigError(f"model.family must be one of {', '.join(families.SPECS)}; "
+                          f"got {name!r}")
+    return families.SPECS[name]
 
 
 def flatten(cfg: Config) -> dict[str, Any]:
@@ -200,7 +232,7 @@ def flatten(cfg: Config) -> dict[str, Any]:
 
 def get(cfg: Config, key: str) -> Any:
     section, name = key.split(".")
-    return getattr(getattr(cfg, section), name)
+    return getattr(cfg.sections[section], name)
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -213,15 +245,30 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _unknown(cfg: Config, key: str) -> ConfigError:
+    """The error for a key this config lacks: another family's, or no one's."""
+    from keras_ganime import families
+
+    owners = [name for name in families.SPECS
+              if name != cfg.family and key in flatten(Config(name))]
+    if owners:
+        return ConfigError(f"{key} is a setting of the {' and '.join(owners)} family, not of "
+                           f"model.family = {cfg.family!r}")
+    section, _, _ = key.partition(".")
+    if section in cfg.sections and "." in key:
+        names = ", ".join(sorted(f.name for f in dataclasses.fields(cfg.sections[section])))
+        return ConfigError(f"unknown setting {key!r}; {section} has {names}")
+    return ConfigError(f"unknown setting {key!r}; sections are {', '.join(sorted(cfg.sections))}")
+
+
 def set_value(cfg: Config, key: str, value: Any) -> None:
     parts = key.split(".")
-    sections = {f.name for f in dataclasses.fields(cfg)}
-    if len(parts) != 2 or parts[0] not in sections:
-        raise ConfigError(f"unknown setting {key!r}; sections are {', '.join(sorted(sections))}")
-    section = getattr(cfg, parts[0])
-    names = {f.name for f in dataclasses.fields(section)}
-    if parts[1] not in names:
-        raise ConfigError(f"unknown setting {key!r}; {parts[0]} has {', '.join(sorted(names))}")
+    section = cfg.sections.get(parts[0]) if len(parts) == 2 else None
+    if section is None or parts[1] not in {f.name for f in dataclasses.fields(section)}:
+        raise _unknown(cfg, key)
+    if key == "model.family" and value != cfg.family:
+        raise ConfigError(f"model.family is chosen before the other settings; got {value!r} "
+                          f"after {cfg.family!r}")
     setattr(section, parts[1], _coerce(key, value, getattr(section, parts[1])))
 
 
@@ -258,26 +305,84 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """default.toml, then the experiment file at `path`, then `section.key=value` overrides."""
-    cfg = Config()
-    default = EXPERIMENTS_DIR / "default.toml"
-    merge(cfg, read_toml(default), str(default))
-    if path is not None and Path(path).resolve() != default.resolve():
-        merge(cfg, read_toml(Path(path)), str(path))
-    for text in overrides:
-        set_value(cfg, *parse_override(text))
+def _family_of(table: dict[str, Any], overrides: Sequence[tuple[str, Any]], source: str) -> str:
+    """model.family, resolved before anything else: the file's, unless an override names one."""
+    model = table.get("model", {})
+    family = model.get("family", DEFAULT_FAMILY) if isinstance(model, dict) else DEFAULT_FAMILY
+    for key, value in overrides:
+        if key == "model.family":
+            family, source = value, "--set"
+    try:
+        family_spec(family)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return family
+
+
+def build(table: dict[str, Any], source: str, overrides: Sequence[str] = ()) -> Config:
+    """The dataclass defaults of the table's family, then the table, then the overrides."""
+    pairs = [parse_override(text) for text in overrides]
+    cfg = Config(_family_of(table, pairs, source))
+    merge(cfg, {s: {k: v for k, v in values.items() if f"{s}.{k}" != "model.family"}
+                if isinstance(values, dict) else values for s, values in table.items()}, source)
+    for key, value in pairs:
+        if key != "model.family":
+            set_value(cfg, key, value)
     return cfg.validate()
 
 
-def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
-    return dataclasses.asdict(cfg)
+@dataclass(frozen=True)
+class Experiment:
+    """The [experiment] table of an experiment file: what it is, not a setting."""
+
+    name: str  # the file's stem, which is also its output.name
+    description: str = ""  # one line
+    paper: str = ""  # what the paper (or seed) reports of it, stated here only
+
+
+def _experiment(path: Path, table: dict[str, Any]) -> Experiment:
+    info = table.get("experiment", {})
+    fields = {f.name for f in dataclasses.fields(Experiment)} - {"name"}
+    if not isinstance(info, dict) or set(info) - fields or not all(
+            isinstance(v, str) for v in info.values()):
+        raise ConfigError(f"{path}: [experiment] holds only {', '.join(sorted(fields))}, "
+                          f"as strings")
+    return Experiment(path.stem, **info)
+
+
+def experiments() -> dict[str, Experiment]:
+    """Every experiment file's [experiment] table, by name: the reference first."""
+    paths = sorted(EXPERIMENTS_DIR.glob("*.toml"), key=lambda p: (p.stem != "default", p.stem))
+    return {p.stem: _experiment(p, read_toml(p)) for p in paths}
+
+
+def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """The experiment file at `path` (none: the defaults) with `section.key=value` overrides."""
+    if path is None:
+        return build({}, "defaults", overrides)
+    table = read_toml(Path(path))
+    _experiment(Path(path), table)
+    return build({k: v for k, v in table.items() if k != "experiment"}, str(path), overrides)
 
 
 def from_dict(table: dict[str, Any], source: str) -> Config:
-    cfg = Config()
-    merge(cfg, table, source)
-    return cfg.validate()
+    """The settings of a table read from `source`, whose name every error starts with."""
+    try:
+        return build(table, source)
+    except ConfigError as e:
+        raise ConfigError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
+
+
+def read_run_config(run: str | Path) -> Config:
+    """The settings of a run directory, from its config.toml: the one reader of it."""
+    path = Path(run) / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"{run}: not a run directory (no config.toml)")
+    return from_dict(read_toml(path), str(path))
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    return {name: dataclasses.asdict(section) for name, section in cfg.sections.items()}
 
 
 def to_toml(cfg: Config) -> str:

@@ -7,7 +7,7 @@
 
 A run's checkpoints are scored against a fixed sample of its own training images, and each
 result is written to RUN/eval/NNNNNNN/metrics.json. The sets of `compare` are folders of images
-or prepared HDF5 files. Metric names say what they were computed on (features.METRICS):
+or prepared HDF5 files. Metric names say what they were computed on (metric_names.METRICS):
 *_anime on the shipped anime-face encoder, *_inception on InceptionV3 from the weights file
 given with --inception; the two are not comparable.
 """
@@ -26,14 +26,15 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import features
+from keras_ganime import features, metric_names
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, image_set, load_images
-from keras_ganime.features import METRICS, FeatureError
+from keras_ganime.features import FeatureError
 from keras_ganime.runs import atomic_write
+from keras_ganime.sampling import SamplingError
 
 if TYPE_CHECKING:
-    import keras
+    from keras_ganime.families.base import Family
 
 SEED = 0
 LATENT_SEED = 2_000_003  # eval latents: a stream of their own, apart from training's and grids'
@@ -44,15 +45,10 @@ class EvalError(Exception):
 
 
 def check_names(names: Sequence[str], inception_weights: str = "") -> list[str]:
-    names = [n.strip() for n in names if n.strip()]
-    for name in names:
-        if name not in METRICS:
-            raise EvalError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
-        if name.endswith("_inception") and not inception_weights:
-            raise EvalError(f"{name} needs an InceptionV3 weights file (--inception PATH)")
-    if not names:
-        raise EvalError("no metric named")
-    return names
+    try:
+        return metric_names.check(names, inception_weights)
+    except metric_names.MetricNameError as e:
+        raise EvalError(str(e)) from None
 
 
 class Scorer:
@@ -80,8 +76,9 @@ class Scorer:
 
 
 class Evaluator:
-    """Scores a generator, as it is now, on a fixed batch of latents (BatchNorm in inference
-    mode): what `train` logs every eval.every steps and `evaluate RUN` per checkpoint."""
+    """Scores a family's sampling network, as it is now, on a fixed batch of its latents
+    (BatchNorm in inference mode): what `train` logs every eval.every steps and `evaluate RUN`
+    per checkpoint."""
 
     def __init__(self, cfg: Config, reals: np.ndarray) -> None:
         self.scorer = Scorer(reals, cfg.eval_metrics(), cfg.eval.inception_weights,
@@ -90,14 +87,12 @@ class Evaluator:
         self.cfg = cfg
         self._z: np.ndarray | None = None
 
-    def __call__(self, generator: keras.Model) -> dict[str, float]:
-        from keras_ganime.generate import latents, render
+    def __call__(self, family: Family) -> dict[str, float]:
+        from keras_ganime.sampling import latents, render
 
         if self._z is None:
-            m = self.cfg.model
-            self._z = latents(self.cfg.train.seed + LATENT_SEED, self.cfg.eval.samples,
-                              m.latent_dim, m.noise)
-        return self.scorer(render(generator, self._z))
+            self._z = latents(family, self.cfg.train.seed + LATENT_SEED, self.cfg.eval.samples)
+        return self.scorer(render(family.sampler(), self._z))
 
 
 # --- evaluate RUN ---------------------------------------------------------------------------
@@ -119,11 +114,9 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
                  inception_weights: str, samples: int | None,
                  progress: bool = True) -> list[dict[str, float]]:
     """Scores the run's checkpoints and writes RUN/eval/NNNNNNN/metrics.json for each."""
-    from keras_ganime.generate import GenerateError, read_config, restore_generator
+    from keras_ganime import sampling
 
-    if not (run / "config.toml").is_file():
-        raise EvalError(f"{run}: not a run directory (no config.toml)")
-    cfg = read_config(run)
+    cfg = config_lib.read_run_config(run)
     for key, value in (("eval.metrics", ",".join(names) if names else None),
                        ("eval.inception_weights", inception_weights or None),
                        ("eval.samples", samples)):
@@ -133,14 +126,15 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
     found = checkpoints(run, all_checkpoints)
     evaluator = Evaluator(cfg, load_images(cfg.data.path, cfg.data.synth_n,
                                            cfg.model.image_size))
+    family = sampling.build(cfg)
     results = []
     for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):
         try:
-            generator = restore_generator(run, cfg, path)
-        except GenerateError as e:
+            sampling.restore(family, path)
+        except SamplingError as e:
             raise EvalError(str(e)) from None
         start = time.perf_counter()
-        values = evaluator(generator)
+        values = evaluator(family)
         result = {"step": step, **values, "samples": cfg.eval.samples,
                   "seconds": round(time.perf_counter() - start, 2)}
         out = run / "eval" / f"{step:07d}"

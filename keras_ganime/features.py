@@ -22,15 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from keras_ganime import encoder, metrics
+from keras_ganime import encoder, metric_names, metrics
+from keras_ganime.metric_names import EXTRACTORS, METRICS
 
 __all__ = ["EXTRACTORS", "METRICS", "Extractor", "FeatureError", "compute_metrics",
            "get_extractor"]
 
-EXTRACTORS = ("anime", "inception")
-_FEATURE_METRICS = ("fid", "kid", "dup")
-METRICS = tuple(f"{m}_{e}" for e in EXTRACTORS for m in _FEATURE_METRICS) + ("swd",
-                                                                                "checkerboard")
 INCEPTION_SIZE = 299
 
 
@@ -141,13 +138,10 @@ def get_extractor(name: str, inception_weights: str | None = None) -> Extractor:
 
 
 def _parse(name: str) -> tuple[str, str | None]:
-    """'fid_anime' -> ('fid', 'anime'); 'swd' -> ('swd', None)."""
-    if name in ("swd", "checkerboard"):
-        return name, None
-    metric, _, extractor = name.partition("_")
-    if metric in _FEATURE_METRICS and extractor in EXTRACTORS:
-        return metric, extractor
-    raise FeatureError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    try:
+        return metric_names.parse(name)
+    except metric_names.MetricNameError as e:
+        raise FeatureError(str(e)) from None
 
 
 def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],

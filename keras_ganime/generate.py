@@ -5,7 +5,7 @@
     python -m keras_ganime.generate runs/00007-batch16 --walk 3 --steps 9 --out faces/
 
 The source is a run directory (its generator.keras, else its latest checkpoint) or a .keras file.
-The latent vectors are drawn as in training, from the run's noise kind, reproducibly from --seed.
+The latent vectors are drawn as in training, by the run's family, reproducibly from --seed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PIL import Image
 from keras_ganime import config as config_lib
 from keras_ganime import viz
 from keras_ganime.config import Config, ConfigError
+from keras_ganime.sampling import SamplingError
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
 # paths have passed their checks: TensorFlow's start-up takes seconds and writes log lines to
@@ -30,10 +31,10 @@ from keras_ganime.config import Config, ConfigError
 if TYPE_CHECKING:
     import keras
 
+    from keras_ganime.families.base import Family
+
 ROWS = 8  # interpolations or walks in one picture, one per row
 WALK_SCALE = 3.0  # the walk multiplies a component by factors from -3 to 3
-BATCH = 256  # latent vectors per generator call: bounds memory for a large --n
-BARE_NOISE = "binary"  # the reference's, for a .keras file that comes without its run
 
 
 class GenerateError(Exception):
@@ -48,15 +49,6 @@ class Source:
     model_file: Path | None  # a saved generator; None: rebuild it and restore a checkpoint
     config: Config | None  # the run's settings; None for a .keras file away from its run
 
-    @property
-    def noise(self) -> str:
-        return self.config.model.noise if self.config else BARE_NOISE
-
-
-def read_config(run: Path) -> Config:
-    path = run / "config.toml"
-    return config_lib.from_dict(config_lib.read_toml(path), str(path))
-
 
 def find_source(path: Path) -> Source:
     """A run directory or a .keras file, checked as far as it can be without loading anything."""
@@ -65,12 +57,11 @@ def find_source(path: Path) -> Source:
     if path.is_file():
         if path.suffix != ".keras":
             raise GenerateError(f"{path}: neither a run directory nor a .keras generator")
-        # A generator.keras still in its run directory keeps the run's noise kind.
+        # A generator.keras still in its run directory keeps the run's family and latents.
         beside = path.parent / "config.toml"
-        return Source(path, path, read_config(path.parent) if beside.is_file() else None)
-    if not (path / "config.toml").is_file():
-        raise GenerateError(f"{path}: not a run directory (no config.toml)")
-    cfg = read_config(path)
+        return Source(path, path, config_lib.read_run_config(path.parent)
+                      if beside.is_file() else None)
+    cfg = config_lib.read_run_config(path)
     if (path / "generator.keras").is_file():
         return Source(path, path / "generator.keras", cfg)
     if not (path / "checkpoints" / "checkpoint").is_file():
@@ -83,53 +74,38 @@ def check_walk(index: int | None, latent_dim: int) -> None:
         raise GenerateError(f"--walk {index} is outside [0, {latent_dim}): the latent size")
 
 
-def restore_generator(run: Path, cfg: Config, checkpoint: str | None = None) -> keras.Model:
-    """The generator alone, from the run's latest checkpoint (or the one named): a run still
-    training or stopped early has no generator.keras yet."""
-    import tensorflow as tf
-
-    from keras_ganime.models import build_generator
-
-    latest = checkpoint or tf.train.latest_checkpoint(str(run / "checkpoints"))
-    if latest is None:
-        raise GenerateError(f"{run}: the checkpoint index names no checkpoint files")
-    model = build_generator(cfg.model)
-    try:
-        # The discriminator, optimizers and step in the checkpoint are not wanted here.
-        status = tf.train.Checkpoint(generator=model).restore(latest).expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError):
-        raise GenerateError(f"{latest}: does not fit the generator that config.toml "
-                            f"describes") from None
-    return model
-
-
-def load_generator(source: Source) -> keras.Model:
+def load_model(path: Path) -> keras.Model:
     import keras
 
-    if source.model_file is None:
-        model = restore_generator(source.path, source.config)
-    else:
-        try:
-            model = keras.models.load_model(source.model_file, compile=False)
-        except ValueError as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise GenerateError(f"{source.model_file}: cannot be loaded ({first})") from None
-    shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[1:3] != (1, 1):
-        raise GenerateError(f"{source.path}: not a generator: its input shape is {shape}, "
-                            f"not (None, 1, 1, latent)")
-    return model
+    try:
+        return keras.models.load_model(path, compile=False)
+    except ValueError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GenerateError(f"{path}: cannot be loaded ({first})") from None
 
 
-def latents(seed: int, n: int, latent_dim: int, noise: str) -> np.ndarray:
-    """(n, latent_dim) vectors drawn as in training, the same for the same seed."""
-    import tensorflow as tf
+def open_source(source: Source) -> tuple[Family, keras.Model]:
+    """The family that draws the latents, and the network that renders them. A .keras file away
+    from its run is taken for the reference's generator, its latent size read from the file."""
+    from keras_ganime import sampling
 
-    from keras_ganime.models import sample_noise
-
-    rng = tf.random.Generator.from_seed(seed)
-    return sample_noise(rng, n, latent_dim, noise).numpy().reshape(n, latent_dim)
+    model = load_model(source.model_file) if source.model_file is not None else None
+    cfg = source.config
+    if cfg is None:
+        shape = tuple(model.input_shape)
+        if len(shape) != 4 or shape[1:3] != (1, 1):
+            raise GenerateError(f"{source.path}: not a generator: its input shape is {shape}, "
+                                f"not (None, 1, 1, latent)")
+        cfg = config_lib.load(None, [f"model.latent_dim={shape[-1]}"])
+    family = sampling.build(cfg)
+    if model is None:
+        sampling.restore(family, sampling.latest_checkpoint(source.path))
+        model = family.sampler()
+    expected = tuple(family.sampler().input_shape)
+    if tuple(model.input_shape) != expected:
+        raise GenerateError(f"{source.path}: not a generator of this run: its input shape is "
+                            f"{tuple(model.input_shape)}, not {expected}")
+    return family, model
 
 
 def interpolation(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
@@ -149,19 +125,9 @@ def walk(base: np.ndarray, index: int, steps: int) -> np.ndarray:
     return z.reshape(-1, base.shape[1])
 
 
-def render(model: keras.Model, z: np.ndarray) -> np.ndarray:
-    """(n, latent) vectors -> (n, size, size, 3) uint8 images, with BatchNorm in inference mode."""
-    from keras_ganime.batches import to_uint8
-
-    z = z.reshape(len(z), 1, 1, -1).astype(np.float32)
-    return np.concatenate([to_uint8(model(z[i:i + BATCH], training=False))
-                           for i in range(0, len(z), BATCH)])
-
-
 def save_grid(images: np.ndarray, cols: int, path: Path) -> str:
     """Writes the grid and says so."""
-    picture = viz.grid(images, cols)
-    viz.save_png(picture, path)
+    picture = viz.save_grid(images, path, cols)
     rows = math.ceil(len(images) / cols)
     return f"wrote {path} ({rows} x {cols} images, {picture.width}x{picture.height} pixels)"
 
@@ -195,19 +161,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def generate(args: argparse.Namespace, model: keras.Model, noise: str, out: Path) -> list[str]:
-    """Draws the latent vectors the mode asks for, renders and writes them."""
-    latent_dim = model.input_shape[-1]
+def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: Path
+             ) -> list[str]:
+    """Draws the latent vectors the mode asks for, renders and writes them. Interpolations and
+    walks work on the latents flattened, then take the sampler's shape again."""
+    from keras_ganime.sampling import latents, render
+
+    def draw(n: int) -> np.ndarray:
+        return latents(family, args.seed, n).reshape(n, -1)
+
+    def images(z: np.ndarray) -> np.ndarray:
+        return render(model, z.reshape(len(z), *model.input_shape[1:]))
+
     if args.interpolate:
-        ends = latents(args.seed, 2 * ROWS, latent_dim, noise)
+        ends = draw(2 * ROWS)
         z = interpolation(ends[:ROWS], ends[ROWS:], args.steps)
-        return [save_grid(render(model, z), args.steps, out / "interpolate.png")]
+        return [save_grid(images(z), args.steps, out / "interpolate.png")]
     if args.walk is not None:
-        z = walk(latents(args.seed, ROWS, latent_dim, noise), args.walk, args.steps)
+        z = walk(draw(ROWS), args.walk, args.steps)
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
-        return [save_grid(render(model, z), args.steps, out / f"walk_{args.walk}.png"),
+        return [save_grid(images(z), args.steps, out / f"walk_{args.walk}.png"),
                 f"  columns: z[{args.walk}] times {scales}"]
-    return write_samples(render(model, latents(args.seed, args.n, latent_dim, noise)), out)
+    return write_samples(images(draw(args.n)), out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise GenerateError(f"{out}: cannot be made a folder ({e.strerror})") from None
-        model = load_generator(source)
-        check_walk(args.walk, model.input_shape[-1])
-        written = generate(args, model, source.noise, out)
-    except (GenerateError, ConfigError) as e:
+        family, model = open_source(source)
+        check_walk(args.walk, family.cfg.model.latent_dim)
+        written = generate(args, family, model, out)
+    except (GenerateError, SamplingError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("\n".join(written))

@@ -20,22 +20,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_ganime import viz
-from keras_ganime.config import Config, ConfigError, from_dict, read_toml
+from keras_ganime import config as config_lib
+from keras_ganime import families, viz
+from keras_ganime.config import Config, ConfigError
 from keras_ganime.runs import atomic_write, read_csv
 
-# What the paper says of each experiment (reference/paper-experiments.md), by output.name.
-PAPER = {
-    "default": "Learning began to fail after about 70,000 mini-batches (very noisy images).",
-    "batch16": "Ran much faster; images about as good as batch 64.",
-    "batch32": "Figures only.",
-    "batch128": "Failed at around 60,000 mini-batches; images not better.",
-    "flip": "Images looked cleaner at 30k and 100k, but losses higher and less stable.",
-    "dlr": "Removed the failure seen at about 70k.",
-    "upsample": "Fewer checkerboard artifacts; losses kept fluctuating, no collapse at 70k.",
-    "adamax": "More artifacts.",
-    "sgd": "Early failure: G loss below D loss, garbage images.",
-}
 GRID_COLUMNS = 4  # chosen steps shown when --steps is not given
 TABLE_METRICS = ("fid_anime", "kid_anime", "swd", "fid_inception", "kid_inception")
 
@@ -71,16 +60,13 @@ class Run:
         return statistics.median(speeds) if speeds else None
 
 
-def read_run(path: Path) -> Run | None:
-    """The run in path, or None for a folder that is not one (or not yet readable)."""
-    cfg_path = path / "config.toml"
-    if not cfg_path.is_file():
-        return None
+def read_run(path: Path) -> Run:
+    """The run in path; ReportError, saying why, for a folder that is not one or not readable."""
     try:
-        cfg = from_dict(read_toml(cfg_path), str(cfg_path))
-    except ConfigError:
-        return None
-    info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+        cfg = config_lib.read_run_config(path)
+        info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    except (ConfigError, json.JSONDecodeError, OSError) as e:
+        raise ReportError(str(e).splitlines()[0]) from None
     scores = read_csv(path / "metrics.csv")
     logged = {r["step"] for r in scores}
     for file in sorted(path.glob("eval/*/metrics.json")):
@@ -132,7 +118,9 @@ def failures(runs: list[Run]) -> str:
 
 
 def paper_says(name: str) -> str:
-    return PAPER.get(name, "not one of the paper's experiments.")
+    """The [experiment] table's `paper` of the experiment file named as the runs' output.name."""
+    known = config_lib.experiments().get(name)
+    return known.paper if known and known.paper else "not one of the paper's experiments."
 
 
 def table_rows(runs: list[Run], steps: list[int]) -> list[tuple[str, str]]:
@@ -177,7 +165,8 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
                      + '<div class="row">')
         if run.losses:
             loss_png = f"{run.path.name}-loss.png"
-            viz.loss_plot(run.losses, out / loss_png, label)
+            spec = families.SPECS[run.cfg.family]
+            viz.loss_plot(run.losses, spec.plots(run.cfg), out / loss_png, label)
             parts.append(f'<img class="loss" src="{loss_png}" alt="losses of {label}">')
         for s in (s for s in steps if s in run.samples):
             grid = _copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")
@@ -211,29 +200,44 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 .paper{background:#f4f0e0;padding:.6em;max-width:28em}.fail{color:#b00}"""
 
 
-def build(runs_dir: Path, out: Path, wanted: list[int] | None = None) -> Path:
-    """Writes out/index.html and its PNGs; returns the page's path."""
+def read_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
+    """The runs in runs_dir, and a line for each folder skipped, saying why."""
+    runs, skipped = [], []
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        try:
+            runs.append(read_run(path))
+        except ReportError as e:
+            skipped.append(f"skipped {path.name}: {e}")
+    return runs, skipped
+
+
+def build(runs_dir: Path, out: Path, wanted: list[int] | None = None
+          ) -> tuple[Path, list[str]]:
+    """Writes out/index.html and its PNGs; returns the page's path and the skipped folders."""
     if not runs_dir.is_dir():
         raise ReportError(f"{runs_dir}: no such folder")
-    runs = [r for p in sorted(runs_dir.iterdir()) if p.is_dir() and (r := read_run(p))]
+    runs, skipped = read_runs(runs_dir)
     if not runs:
-        raise ReportError(f"{runs_dir}: holds no run directory")
+        raise ReportError(f"{runs_dir}: holds no run directory"
+                          + (f" that could be read ({skipped[0]})" if skipped else ""))
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.cfg.output.name, []).append(run)
     out.mkdir(parents=True, exist_ok=True)
-    order = [n for n in PAPER if n in groups] + sorted(set(groups) - set(PAPER))
+    known = config_lib.experiments()
+    order = [n for n in known if n in groups] + sorted(set(groups) - set(known))
     index = "".join(summary_row(n, groups[n]) for n in order)
     body = "\n".join(experiment_html(n, groups[n], out, wanted) for n in order)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>keras_ganime report"
             f"</title><style>{STYLE}</style></head><body><h1>keras_ganime: runs against the "
             f"paper</h1><p>{len(runs)} run(s) from {html.escape(str(runs_dir))}.</p>"
+            + "".join(f'<p class="fail">{html.escape(line)}</p>' for line in skipped) +
             f"<table><tr><th>experiment</th><th>runs</th><th>mini-batches</th>"
             f"<th>best fid_anime</th><th>failed at</th><th>images/s</th>"
             f"<th>the paper reports</th></tr>{index}</table>"
             f"{body}</body></html>\n")
     atomic_write(out / "index.html", page)
-    return out / "index.html"
+    return out / "index.html", skipped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,10 +255,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        page = build(Path(args.runs), Path(args.out), wanted)
+        page, skipped = build(Path(args.runs), Path(args.out), wanted)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in skipped:
+        print(line, file=sys.stderr)
     print(f"wrote {page}")
     return 0
 

@@ -3,13 +3,13 @@
     runs/00007-batch16/
         config.toml      the resolved settings (what --resume reads back)
         run.json         status, step, command line, versions, failure if any
-        loss.csv         step, losses, scores, images/s, wall time
+        loss.csv         step, the family's logged values, images/s, wall time
         loss.png         the loss curves, as the paper's figures
         metrics.csv      step, wall time and each metric, every eval.every steps
         metrics.png      the metric curves
         reals.png        a grid of real training images
         samples/NNNNNNN.png   fixed-noise 8x8 grids, one frame per sample_every steps
-        checkpoints/     both models, both optimizers, the step, the random generator
+        checkpoints/     the family's networks and optimizers, the step, the random generator
         tensorboard/     summaries for TensorBoard
         generator.keras  the final generator
         eval/NNNNNNN/metrics.json   `python -m keras_ganime.evaluate RUN`, per checkpoint
@@ -27,12 +27,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-LOSS_COLUMNS = ("step", "d_loss0", "d_loss1", "g_loss", "real_score", "fake_score",
-                "images_per_s", "wall_s")
-
 
 class RunError(RuntimeError):
     """A run directory that cannot be used; its message is one line naming it."""
+
+
+class Stop(Exception):
+    """Training ended early; the message says why, in one line."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -106,8 +111,9 @@ class RunDir:
     def read_csv(self, name: str) -> list[dict[str, float]]:
         return read_csv(self.path / name)
 
-    def write_losses(self, rows: list[dict[str, float]]) -> None:
-        self.write_csv("loss.csv", rows, LOSS_COLUMNS)
+    def write_losses(self, rows: list[dict[str, float]], logged: Sequence[str]) -> None:
+        """loss.csv: the step, the family's logged values, the speed and the wall time."""
+        self.write_csv("loss.csv", rows, ("step", *logged, "images_per_s", "wall_s"))
 
     def read_losses(self) -> list[dict[str, float]]:
         return self.read_csv("loss.csv")

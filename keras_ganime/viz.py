@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,8 +33,11 @@ def save_png(image: Image.Image, path: Path) -> None:
     atomic_write(Path(path), buf.getvalue())
 
 
-def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
-    save_png(grid(images, cols), path)
+def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Image.Image:
+    """Writes the grid of `grid`; returns it."""
+    picture = grid(images, cols)
+    save_png(picture, path)
+    return picture
 
 
 def _pyplot() -> ModuleType:
@@ -56,18 +60,21 @@ def _save(fig: Any, path: Path) -> None:
     atomic_write(Path(path), buf.getvalue())
 
 
-def loss_plot(rows: list[dict[str, float]], path: Path, title: str = "") -> None:
-    """d_loss0, d_loss1 and g_loss against mini-batch, as the paper's loss figures."""
-    fig, ax = _pyplot().subplots(figsize=(8, 4.5), dpi=100)
+def loss_plot(rows: list[dict[str, float]], panels: Sequence[tuple[str, Sequence[str]]],
+              path: Path, title: str = "") -> None:
+    """A family's logged values against mini-batch, as the paper's loss figures: one panel per
+    (axis label, names) of its spec's `plots`, stacked, sharing the mini-batch axis."""
+    fig, axes = _pyplot().subplots(len(panels), 1, figsize=(8, 1.5 + 3 * len(panels)), dpi=100,
+                                   sharex=True, squeeze=False)
     steps = [r["step"] for r in rows]
-    for key, colour in (("d_loss0", "tab:blue"), ("d_loss1", "tab:orange"),
-                        ("g_loss", "tab:green")):
-        ax.plot(steps, [r[key] for r in rows], label=key, color=colour, linewidth=0.8)
-    ax.set_xlabel("mini-batch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
+    for ax, (label, names) in zip(axes[:, 0], panels, strict=True):
+        for name in names:
+            ax.plot(steps, [r[name] for r in rows], label=name, linewidth=0.8)
+        ax.set_ylabel(label)
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("mini-batch")
     _save(fig, path)
 
 

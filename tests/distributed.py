@@ -38,8 +38,9 @@ def config(*overrides: str):
 
 def state(gan) -> list[np.ndarray]:
     """Every variable a step changes: weights, moving statistics, optimizer slots."""
-    variables = (gan.generator.weights + gan.discriminator.weights + gan.g_optim.variables
-                 + gan.d_optim.variables)
+    family = gan.family
+    variables = (family.generator.weights + family.discriminator.weights
+                 + family.g_optim.variables + family.d_optim.variables)
     return [np.asarray(v.numpy()) for v in variables]
 
 
@@ -54,20 +55,20 @@ def pre_bn_biases(model) -> set[str]:
 
 def one_step(*overrides: str) -> dict[str, float]:
     """One step from the same start on one device and on two replicas."""
-    from keras_ganime.gan import GAN
+    from keras_ganime.engine import Engine
 
     data = images()
-    single = GAN(config("train.distribute=none", *overrides), data)
-    mirrored = GAN(config("train.distribute=mirrored", *overrides), data)
+    single = Engine(config("train.distribute=none", *overrides), data)
+    mirrored = Engine(config("train.distribute=mirrored", *overrides), data)
     assert mirrored.replicas == 2, mirrored.replicas
     before = max(float(np.abs(a - b).max()) for a, b in zip(state(single), state(mirrored)))
     out_1, out_2 = single.train_step(), mirrored.train_step()
-    weights_1, weights_2 = (single.generator.weights + single.discriminator.weights,
-                            mirrored.generator.weights + mirrored.discriminator.weights)
+    weights_1, weights_2 = ([w for net in gan.family.networks.values() for w in net.weights]
+                            for gan in (single, mirrored))
     diffs = {w.path: float(np.abs(w.numpy() - v.numpy()).max())
              for w, v in zip(weights_1, weights_2)}
     worst = max(diffs, key=diffs.get)
-    noise = pre_bn_biases(single.generator) | pre_bn_biases(single.discriminator)
+    noise = pre_bn_biases(single.family.generator) | pre_bn_biases(single.family.discriminator)
     return {
         "max_abs_diff_but_zero_gradient_biases": max(d for k, d in diffs.items() if k not in noise),
         "initial_max_abs_diff": before,
@@ -84,7 +85,7 @@ def one_step(*overrides: str) -> dict[str, float]:
 
 def mirrored(out: Path) -> None:
     from keras_ganime.config import ConfigError
-    from keras_ganime.gan import GAN
+    from keras_ganime.engine import Engine
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -97,7 +98,7 @@ def mirrored(out: Path) -> None:
         t0 = time.perf_counter()
         results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}
     try:
-        GAN(config("train.distribute=mirrored", "train.batch_size=63"), images())
+        Engine(config("train.distribute=mirrored", "train.batch_size=63"), images())
     except ConfigError as e:
         results["odd_batch_error"] = str(e)
     out.write_text(json.dumps(results, indent=2))
@@ -108,8 +109,8 @@ def multiworker(out: Path) -> None:
     run stopped halfway and resumed, through the loop's own run directories (the chief's; a
     temporary one on the other worker). `out/faces.h5` holds `images()`."""
     from keras_ganime import distribute
-    from keras_ganime.gan import GAN
-    from keras_ganime.train import fit, open_run
+    from keras_ganime.engine import Engine
+    from keras_ganime.loop import fit, open_run
     from keras_ganime.train import main as train_main
 
     strategy = distribute.strategy("multiworker")  # before any other TensorFlow operation
@@ -128,7 +129,7 @@ def multiworker(out: Path) -> None:
     assert train_main([*cli, "--data", str(out / "faces.h5"), "--steps", "6"]) == 0
     barrier()  # the chief has written its run
     report["seconds"].append(round(time.perf_counter() - t0, 1))
-    gan = GAN(config(*settings), data)
+    gan = Engine(config(*settings), data)
     # Its final state, from the chief's checkpoint (the other worker's run is gone).
     gan.checkpoint().restore(tf.train.latest_checkpoint(str(out / "runs/00000-whole/checkpoints")))
     np.savez(out / f"whole-6-task{task}.npz", *state(gan))
@@ -136,7 +137,7 @@ def multiworker(out: Path) -> None:
     for steps, resume in ((3, None), (6, out / "runs" / "00001-half")):
         cfg = config(*settings, f"train.steps={steps}", "output.name=half")
         t0 = time.perf_counter()
-        gan = GAN(cfg, data)
+        gan = Engine(cfg, data)
         with open_run(cfg, str(resume) if resume else None, chief) as run:
             report.setdefault("run_dirs", []).append(str(run.path))
             fit(gan, run, progress=False)

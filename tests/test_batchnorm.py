@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from keras_ganime import config as config_lib
 from keras_ganime.batchnorm import FusedBatchNormalization
-from keras_ganime.gan import GAN
-from keras_ganime.models import build_discriminator, build_generator
+from keras_ganime.engine import Engine
+from keras_ganime.families.dcgan import build_discriminator, build_generator
+from keras_ganime.families.dcgan_settings import DCGANModel
 from keras_ganime.synth import draw_faces
 
 
@@ -116,7 +117,7 @@ def test_a_frozen_layer_normalises_with_its_moving_statistics_and_keeps_them():
 
 
 def test_the_models_have_the_same_variables_either_way():
-    cfg = config_lib.ModelConfig(image_size=16)
+    cfg = DCGANModel(image_size=16)
     for build in (build_generator, build_discriminator):
         plain, fused = build(cfg), build(cfg, fused_bn=True)
         assert [v.shape for v in fused.weights] == [v.shape for v in plain.weights]
@@ -125,17 +126,17 @@ def test_the_models_have_the_same_variables_either_way():
         assert keras.layers.BatchNormalization not in kinds
 
 
-def small_gan(fused: bool) -> GAN:
+def small_gan(fused: bool) -> Engine:
     # SGD: Adam turns the float noise on the zero gradients of the conv biases that feed a
     # BatchNorm into a step of about lr either way, which would hide any real difference.
     cfg = config_lib.load(None, ["model.image_size=16", "train.batch_size=8",
                                  "train.warmup_steps=0", "d_optim.name=sgd",
                                  "g_optim.name=sgd", "g_optim.learning_rate=0.01",
                                  f"train.fused_batchnorm={str(fused).lower()}"])
-    return GAN(cfg, draw_faces(64, 16, seed=0)[0])
+    return Engine(cfg, draw_faces(64, 16, seed=0)[0])
 
 
-def fused_kernels(gan: GAN) -> int:
+def fused_kernels(gan: Engine) -> int:
     graph = gan.train_step.get_concrete_function().graph
     return sum(op.type.endswith("FusedBatchNormV3") for op in graph.get_operations())
 
@@ -148,9 +149,10 @@ def test_a_training_step_is_the_same_with_either_layer():
     for k in losses[0]:
         assert losses[1][k] == pytest.approx(losses[0][k], rel=1e-5), k
     for model in ("generator", "discriminator"):
-        weights = [getattr(gan, model).get_weights() for gan in gans]
+        weights = [getattr(gan.family, model).get_weights() for gan in gans]
         diff = max(np.abs(a - b).max() for a, b in zip(*weights))
         assert diff < 1e-5, (model, diff)
     # And the step changed the weights: the comparison above is not of two untouched models.
+    untouched = small_gan(False).family.generator.get_weights()
     assert max(np.abs(a - b).max() for a, b in zip(
-        gans[0].generator.get_weights(), small_gan(False).generator.get_weights())) > 1e-4
+        gans[0].family.generator.get_weights(), untouched)) > 1e-4

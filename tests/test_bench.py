@@ -1,8 +1,8 @@
 """The benchmark's arithmetic; its timings are for `make bench`, never for tests."""
 
 from keras_ganime.bench import forward_flops, main, quartiles, step_flops
-from keras_ganime.config import ModelConfig
-from keras_ganime.models import build_discriminator, build_generator
+from keras_ganime.families.dcgan import build_discriminator, build_generator
+from keras_ganime.families.dcgan_settings import DCGANModel
 
 
 def test_flop_counts_of_the_reference_by_hand():
@@ -22,15 +22,15 @@ def test_flop_counts_of_the_reference_by_hand():
         + 4 * 4 * 512  # Dense 1
     )
     assert (g_macs, d_macs) == (142_376_960, 103_817_216)
-    g = forward_flops(build_generator(ModelConfig()))
-    d = forward_flops(build_discriminator(ModelConfig()))
+    g = forward_flops(build_generator(DCGANModel()))
+    d = forward_flops(build_discriminator(DCGANModel()))
     assert (g, d) == (2 * g_macs, 2 * d_macs)
     assert step_flops(g, d) == 2_800_091_136  # 2.80 GFLOP per image per training step
 
 
 def test_upsample_generator_costs_more():
-    transpose = forward_flops(build_generator(ModelConfig()))
-    upsample = forward_flops(build_generator(ModelConfig(upsampling="upsample")))
+    transpose = forward_flops(build_generator(DCGANModel()))
+    upsample = forward_flops(build_generator(DCGANModel(upsampling="upsample")))
     # Each up-sampling block convolves at the doubled size: 4x the multiply-adds of its ConvT.
     assert upsample - transpose == 2 * 3 * (4 - 1) * 33_554_432
 

@@ -27,9 +27,19 @@ PAPER = {
 flat = config_lib.flatten
 
 
-def test_default_toml_is_the_reference_and_the_dataclass_defaults():
+def test_default_toml_states_exactly_what_dry_run_prints(capsys):
+    """default.toml is documentation of the defaults, not a source of them: the dataclasses are.
+    Its settings (all but its [experiment] table) must equal --dry-run's, key for key."""
+    assert main(["--dry-run"]) == 0
+    printed = tomllib.loads(capsys.readouterr().out)
+    stated = config_lib.read_toml(EXPERIMENTS_DIR / "default.toml")
+    assert set(stated.pop("experiment")) == {"description", "paper"}
+    assert stated == printed
+    assert config_lib.load(EXPERIMENTS_DIR / "default.toml") == Config()
+
+
+def test_the_defaults_are_the_reference():
     cfg = config_lib.load()
-    assert cfg == Config()  # one set of values: the file states exactly the dataclass defaults
     assert (cfg.train.batch_size, cfg.d_optim.name, cfg.d_optim.learning_rate) == (64, "adam", 2e-4)
     assert (cfg.g_optim.learning_rate, cfg.d_optim.beta_1, cfg.g_optim.beta_1) == (1e-4, 0.5, 0.5)
     assert (cfg.model.upsampling, cfg.model.noise, cfg.labels.soft) == ("transpose", "binary", 0.1)
@@ -134,3 +144,50 @@ def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "error: labels.flip_prob must be in [0, 1], got 2.0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_readme_table_is_made_from_the_experiment_files():
+    """Each experiment's description and paper claim are stated once, in its file; the README's
+    table of them must be the one they make."""
+    rows = [f"| `make exp-{name}` | `experiments/{name}.toml` | {e.description} | {e.paper} |"
+            for name, e in config_lib.experiments().items() if e.paper]
+    readme = (EXPERIMENTS_DIR.parent / "README.md").read_text()
+    assert "\n".join(rows) in readme
+    assert set(PAPER) | {"default"} == {n for n, e in config_lib.experiments().items() if e.paper}
+
+
+def test_an_experiment_table_holds_only_what_it_should(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('[experiment]\ndescription = "x"\nclaim = "y"\n')
+    with pytest.raises(ConfigError, match="x.toml: \\[experiment\\] holds only description, "
+                                          "paper"):
+        config_lib.load(path)
+
+
+def test_list_names_every_experiment_file(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == list(config_lib.experiments())
+    assert any(line.startswith("batch16") and "Ran much faster" in line for line in out)
+
+
+def test_the_family_is_resolved_first_and_owns_its_settings(tmp_path):
+    cfg = config_lib.load(None, ["labels.flip=true"])
+    assert cfg.family == "dcgan" and cfg.labels.flip
+    assert config_lib.load(None, ['model.family="dcgan"']) == Config()
+    # The toy family (tests/toy_family.py) has no [labels], no warm-up, no loss limit.
+    from tests import toy_family  # noqa: F401
+
+    for key in ("labels.flip=true", "train.warmup_steps=3", "failure.loss_limit=3.0",
+                "model.upsampling=upsample"):
+        with pytest.raises(ConfigError, match=f"{key.split('=')[0]} is a setting of the dcgan "
+                                              f"family, not of model.family = 'toy'"):
+            config_lib.load(None, ['model.family="toy"', key])
+    # A file's family, overridden on the command line: the file's keys are checked against it.
+    path = tmp_path / "toy.toml"
+    path.write_text('[model]\nfamily = "toy"\npenalty = "l1"\n')
+    assert config_lib.load(path).model.penalty == "l1"
+    with pytest.raises(ConfigError, match="toy.toml: model.penalty is a setting of the toy "
+                                          "family, not of model.family = 'dcgan'"):
+        config_lib.load(path, ['model.family="dcgan"'])
+    assert "labels" not in config_lib.to_toml(config_lib.load(path))

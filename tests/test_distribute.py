@@ -146,15 +146,15 @@ def test_two_workers_train_alike_resume_and_only_the_chief_writes(tmp_path):
             [[r[k] for k in LOSSES] for r in b.read_losses()])
 
     # The chief's losses are one device's, to float precision.
-    from keras_ganime.gan import GAN
-    from keras_ganime.train import fit, new_run
+    from keras_ganime.engine import Engine
+    from keras_ganime.loop import fit, new_run
     from tests.distributed import config
 
     cfg = config("train.warmup_steps=2", "train.steps=6", "output.log_every=1",
                  "output.sample_every=3", "output.checkpoint_every=3",
                  f'output.runs_dir="{tmp_path / "single"}"')
     with new_run(cfg) as single:
-        fit(GAN(cfg, images()), single, progress=False)
+        fit(Engine(cfg, images()), single, progress=False)
     with RunDir(runs / "00000-whole") as a:
         got = np.array([[r[k] for k in LOSSES] for r in a.read_losses()])
     want = np.array([[r[k] for k in LOSSES] for r in single.read_losses()])

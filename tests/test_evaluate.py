@@ -10,13 +10,13 @@ from PIL import Image
 
 from keras_ganime import features, metrics
 from keras_ganime.data import write_h5
+from keras_ganime.engine import Engine
 from keras_ganime.evaluate import EvalError, Evaluator, Scorer
 from keras_ganime.evaluate import main as evaluate_main
 from keras_ganime.features import compute_metrics
-from keras_ganime.gan import GAN
+from keras_ganime.loop import fit, new_run
 from keras_ganime.runs import read_csv
-from keras_ganime.train import fit, new_run
-from tests.test_train import tiny
+from tests.helpers import tiny
 
 PIXEL_METRICS = "swd,checkerboard"
 
@@ -64,7 +64,7 @@ def evaluated_run(tmp_path_factory, images):
     """A tiny run that logged the pixel metrics at steps 3 and 6."""
     cfg = tiny(**{"eval.every": 3, "eval.metrics": PIXEL_METRICS, "eval.samples": 32,
                   "output.runs_dir": str(tmp_path_factory.mktemp("runs"))})
-    gan = GAN(cfg, images)
+    gan = Engine(cfg, images)
     with new_run(cfg) as run:
         fit(gan, run, progress=False, evaluator=Evaluator(cfg, images))
     return run.path

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime.gan import GAN
-from keras_ganime.runs import RunDir
-from keras_ganime.train import Stop, fit, loss_failure, metric_failure, new_run
-from tests.test_train import tiny
+from keras_ganime.engine import Engine
+from keras_ganime.failure import metric_failure
+from keras_ganime.loop import fit, new_run
+from keras_ganime.runs import RunDir, Stop
+from tests.helpers import tiny
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
 
 
-def feed(gan: GAN, d_loss0: list[float], d_loss1: list[float], g_loss: list[float]) -> None:
+def feed(gan: Engine, d_loss0: list[float], d_loss1: list[float], g_loss: list[float]) -> None:
     """Runs the watch over these losses, one step each, as the training step would."""
     for values in zip(d_loss0, d_loss1, g_loss, strict=True):
         gan.step.assign_add(1)
@@ -26,31 +27,31 @@ def feed(gan: GAN, d_loss0: list[float], d_loss1: list[float], g_loss: list[floa
 
 
 def test_g_loss_above_the_limit_for_more_than_its_patience(images):
-    gan = GAN(tiny(**{"failure.g_patience": 3}), images)
+    gan = Engine(tiny(**{"failure.g_patience": 3}), images)
     # Steps 1-2 warm-up (NaN), 3-5 high, 6 low (the streak restarts), 7-10 high: the fourth
     # step in a row above 15 is step 10.
     g = [np.nan, np.nan, 16, 16, 16, 1, 16, 16, 16, 16, 16]
     feed(gan, [0.5] * 11, [0.5] * 11, g)
     reason = "g_loss above 15 for more than 3 steps in a row (since step 7)"
-    assert loss_failure(gan) == (10, reason)
+    assert gan.loss_failure() == (10, reason)
     assert gan.high_streak.numpy().tolist() == [0, 0, 5]
 
 
 def test_a_d_loss_must_stay_high_itself(images):
-    gan = GAN(tiny(**{"failure.d_patience": 2}), images)
+    gan = Engine(tiny(**{"failure.d_patience": 2}), images)
     # d_loss0 and d_loss1 take turns above the limit: neither stays, so no failure ...
     feed(gan, [16, 1, 16, 1], [1, 16, 1, 1], [1, 1, 1, 1])
-    assert loss_failure(gan) is None
+    assert gan.loss_failure() is None
     # ... until d_loss1 stays above it for three steps (5, 6, 7); the first failure is kept.
     feed(gan, [1, 1, 1, 1], [16, 16, 16, 16], [1, 1, 1, 1])
-    assert loss_failure(gan)[0] == 7
-    assert loss_failure(gan)[1].startswith("d_loss1 above 15 for more than 2 steps")
+    assert gan.loss_failure()[0] == 7
+    assert gan.loss_failure()[1].startswith("d_loss1 above 15 for more than 2 steps")
 
 
 def test_losses_at_the_limit_are_not_above_it(images):
-    gan = GAN(tiny(**{"failure.d_patience": 1, "failure.g_patience": 1}), images)
+    gan = Engine(tiny(**{"failure.d_patience": 1, "failure.g_patience": 1}), images)
     feed(gan, [15] * 5, [15] * 5, [15] * 5)
-    assert loss_failure(gan) is None
+    assert gan.loss_failure() is None
 
 
 @pytest.mark.parametrize(("rows", "expected"), [
@@ -69,12 +70,12 @@ def test_metric_rules(rows, expected):
     assert metric_failure(rows, tiny()) == expected
 
 
-def run_with_limit(tmp_path, images, action: str) -> tuple[RunDir, GAN]:
+def run_with_limit(tmp_path, images, action: str) -> tuple[RunDir, Engine]:
     # A limit of 0 puts every D loss above it: the watch fires on step patience + 1 = 4.
     cfg = tiny(**{"failure.loss_limit": 1e-9, "failure.d_patience": 3, "failure.action": action,
                   "train.steps": 9, "output.log_every": 2, "output.checkpoint_every": 100,
                   "output.runs_dir": str(tmp_path)})
-    gan = GAN(cfg, images)
+    gan = Engine(cfg, images)
     return new_run(cfg), gan
 
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from keras_ganime import animate, generate
 from keras_ganime import config as config_lib
-from keras_ganime.train import GAN, fit, new_run
+from keras_ganime.engine import Engine
+from keras_ganime.loop import fit, new_run
 
 SIZE = 16
 LATENT = 8
@@ -28,7 +29,7 @@ def run(tmp_path_factory) -> Path:
         "output.checkpoint_every=3", f'output.runs_dir="{tmp}"'])
     images = np.random.default_rng(0).integers(0, 256, (40, SIZE, SIZE, 3), dtype=np.uint8)
     with new_run(cfg) as run_dir:
-        fit(GAN(cfg, images), run_dir, progress=False)
+        fit(Engine(cfg, images), run_dir, progress=False)
     return run_dir.path
 
 

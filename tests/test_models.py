@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime.config import ModelConfig
-from keras_ganime.models import build_discriminator, build_generator, sample_noise
+from keras_ganime.families.dcgan import build_discriminator, build_generator, sample_noise
+from keras_ganime.families.dcgan_settings import DCGANModel
 
 
 def conv(k: int, c_in: int, c_out: int) -> int:
@@ -37,7 +37,7 @@ def test_generator_parameters_match_the_layer_table():
     trainable = sum(layers) + sum(t for t, _ in norms)
     frozen = sum(f for _, f in norms)
     assert (trainable, frozen) == (3_614_723, 2_048)  # the arithmetic above, written out
-    assert count(build_generator(ModelConfig())) == (trainable, frozen)
+    assert count(build_generator(DCGANModel())) == (trainable, frozen)
 
 
 def test_discriminator_parameters_match_the_layer_table():
@@ -52,11 +52,11 @@ def test_discriminator_parameters_match_the_layer_table():
     trainable = sum(layers) + sum(t for t, _ in norms)
     frozen = sum(f for _, f in norms)
     assert (trainable, frozen) == (2_766_529, 1_792)
-    assert count(build_discriminator(ModelConfig())) == (trainable, frozen)
+    assert count(build_discriminator(DCGANModel())) == (trainable, frozen)
 
 
 def test_reference_layer_settings():
-    g = build_generator(ModelConfig())
+    g = build_generator(DCGANModel())
     norms = [layer for layer in g.layers if layer.__class__.__name__ == "BatchNormalization"]
     assert len(norms) == 5 and all(n.momentum == 0.3 for n in norms)
     relus = [layer for layer in g.layers if layer.__class__.__name__ == "LeakyReLU"]
@@ -64,7 +64,7 @@ def test_reference_layer_settings():
     kernels = [layer for layer in g.layers if hasattr(layer, "kernel_initializer")]
     assert all(k.kernel_initializer.__class__.__name__ == "GlorotUniform" for k in kernels)
     assert g.layers[-1].activation.__name__ == "tanh"
-    d = build_discriminator(ModelConfig())
+    d = build_discriminator(DCGANModel())
     assert d.layers[-1].activation.__name__ == "sigmoid"
     norms = [layer for layer in d.layers if layer.__class__.__name__ == "BatchNormalization"]
     assert len(norms) == 3 and all(n.momentum == 0.3 and n.epsilon == 1e-3 for n in norms)
@@ -80,7 +80,7 @@ def test_reference_layer_settings():
 @pytest.mark.parametrize("size", [16, 32, 64])
 @pytest.mark.parametrize("upsampling", ["transpose", "upsample"])
 def test_shapes_and_ranges(size, upsampling):
-    cfg = ModelConfig(image_size=size, upsampling=upsampling, latent_dim=20)
+    cfg = DCGANModel(image_size=size, upsampling=upsampling, latent_dim=20)
     g, d = build_generator(cfg), build_discriminator(cfg)
     z = sample_noise(tf.random.Generator.from_seed(1), 5, 20, "binary")
     images = g(z, training=False)
@@ -92,7 +92,7 @@ def test_shapes_and_ranges(size, upsampling):
 
 
 def test_upsample_mode_has_no_transposed_upsampling_blocks():
-    g = build_generator(ModelConfig(upsampling="upsample"))
+    g = build_generator(DCGANModel(upsampling="upsample"))
     kinds = [layer.__class__.__name__ for layer in g.layers]
     # Only the stem (1x1 -> 4x4) and the output layer stay transposed.
     assert kinds.count("Conv2DTranspose") == 2 and kinds.count("UpSampling2D") == 3
@@ -100,7 +100,7 @@ def test_upsample_mode_has_no_transposed_upsampling_blocks():
 
 def test_bad_image_size():
     with pytest.raises(ValueError, match="image_size"):
-        build_generator(ModelConfig(image_size=48))
+        build_generator(DCGANModel(image_size=48))
 
 
 def test_binary_noise_statistics():

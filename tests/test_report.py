@@ -7,11 +7,12 @@ import statistics
 import numpy as np
 import pytest
 
+from keras_ganime.config import experiments
+from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
-from keras_ganime.gan import GAN
-from keras_ganime.report import PAPER, chosen_steps, main, read_run, spread
-from keras_ganime.train import fit, new_run
-from tests.test_train import tiny
+from keras_ganime.loop import fit, new_run
+from keras_ganime.report import chosen_steps, main, read_run, spread
+from tests.helpers import tiny
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def runs_dir(tmp_path_factory):
                       "eval.metrics": "swd,checkerboard", "eval.samples": 32,
                       "output.runs_dir": str(root)})
         with new_run(cfg) as run:
-            fit(GAN(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
+            fit(Engine(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
     info = json.loads((root / "00001-batch16" / "run.json").read_text())
     info.update(failed_at=5, reason="g_loss above 15 for more than 30 steps in a row")
     (root / "00001-batch16" / "run.json").write_text(json.dumps(info))
@@ -35,7 +36,7 @@ def test_report_page_and_its_pictures(runs_dir, tmp_path):
     out = tmp_path / "report"
     assert main(["--runs", str(runs_dir), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
-    assert PAPER["batch16"] in page
+    assert experiments()["batch16"].paper in page
     assert "2 run(s)" in page and "seeds 0, 1" in page
     assert "g_loss above 15 for more than 30 steps in a row" in page
     # Every picture the page names is beside it: two loss plots, one metric plot, and the
@@ -65,3 +66,19 @@ def test_spread():
 def test_no_runs_is_one_line(tmp_path, capsys):
     assert main(["--runs", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: holds no run directory\n"
+
+
+def test_a_folder_that_is_not_a_readable_run_is_named_with_why(runs_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "00000-batch16").symlink_to(runs_dir / "00000-batch16")
+    (runs / "00001-broken").mkdir()
+    (runs / "00001-broken" / "config.toml").write_text("[train]\nbatch_size = -3\n")
+    (runs / "notes").mkdir()
+    assert main(["--runs", str(runs), "--out", str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("skipped 00001-broken: " + str(runs / "00001-broken" / "config.toml")
+                      + ": train.batch_size must be positive, got -3")
+    assert err[1].startswith("skipped notes: ") and "not a run directory" in err[1]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "skipped 00001-broken" in page and "1 run(s)" in page

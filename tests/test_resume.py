@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime import gan as gan_module
 from keras_ganime.data import write_h5
-from keras_ganime.runs import RunDir, RunError, new_run_dir
-from keras_ganime.train import GAN, Stop, fit, new_run
-from tests.test_train import tiny
+from keras_ganime.engine import Engine
+from keras_ganime.families import dcgan
+from keras_ganime.loop import fit, new_run
+from keras_ganime.runs import RunDir, RunError, Stop, new_run_dir
+from tests.helpers import tiny
 
 LOSSES = ("step", "d_loss0", "d_loss1", "g_loss", "real_score", "fake_score")
 
@@ -44,9 +45,9 @@ def test_half_resume_half_equals_one_go(tmp_path, images):
     full = tiny(**settings, **{"train.steps": 12})
     half = tiny(**settings, **{"train.steps": 6})
     with new_run(full) as a:
-        fit(GAN(full, images), a, progress=False)
+        fit(Engine(full, images), a, progress=False)
     with new_run(half) as b:
-        fit(GAN(half, images), b, progress=False)
+        fit(Engine(half, images), b, progress=False)
     # As if killed after step 6 was logged but before its checkpoint: the latest is step 4, and
     # the CSV holds rows past it that the resumed run must replace, not repeat.
     for f in b.checkpoints.glob("ckpt-6.*"):
@@ -54,7 +55,7 @@ def test_half_resume_half_equals_one_go(tmp_path, images):
     tf.compat.v1.train.update_checkpoint_state(str(b.checkpoints), str(b.checkpoints / "ckpt-4"))
     assert [r["step"] for r in b.read_losses()] == [2, 4, 6]
     with RunDir(b.path) as b:
-        fit(GAN(full, images), b, progress=False)
+        fit(Engine(full, images), b, progress=False)
     va, vb = checkpoint_values(a), checkpoint_values(b)
     assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
     for key in va:
@@ -66,14 +67,14 @@ def test_half_resume_half_equals_one_go(tmp_path, images):
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
     cfg = tiny(**{"train.steps": 4, "output.checkpoint_every": 2, "output.runs_dir": str(tmp_path)})
     with new_run(cfg) as run:
-        fit(GAN(cfg, images), run, progress=False)
+        fit(Engine(cfg, images), run, progress=False)
     good = checkpoint_values(run)
-    monkeypatch.setattr(gan_module, "bce",
+    monkeypatch.setattr(dcgan, "bce",
                         lambda y, p: tf.constant(np.nan) + tf.reduce_mean(p) * 0)
     # Losses reach the host every 4 steps, yet the message names the first bad step.
     cfg = tiny(**{"train.steps": 12, "output.checkpoint_every": 2, "output.log_every": 4})
     with RunDir(run.path) as run, pytest.raises(Stop, match="NaN or infinite at step 5;"):
-        fit(GAN(cfg, images), run, progress=False)
+        fit(Engine(cfg, images), run, progress=False)
     after = checkpoint_values(run)
     assert all(np.array_equal(good[k], after[k]) for k in good)
     assert run.read_json("run.json")["failed_at"] == 5

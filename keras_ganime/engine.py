@@ -1,0 +1,235 @@
+"""The training engine: one compiled step for any family, on one device or under a strategy.
+
+It owns what every family shares: the step counter, the random generator (`tf.random.Generator`,
+checkpointed), the real-image sampler (uint8 images held on the device), the NaN watch and the
+family's loss watch, and the checkpoint. One step is
+    draw     the family's random inputs for the global batch, then the real batch's indices
+    phases   each of the family's phases, when it is due and its gate holds (else NaN)
+    count    the step counter
+    after    the family's updates after the step (k_t, EMA weights, ...)
+    watch    the first non-finite step, and the family's failure rules
+in one `tf.function`. It knows no network and names no loss: those are the family's
+(`families/`). The step has one path: on one device a phase runs on the whole batch; under a
+tf.distribute strategy (`train.distribute`, `distribute.py`) each phase runs on each replica's
+slice of the global batch, with the global batch's losses and gradients, and every condition
+sits around the replicas (tf.distribute's all-reduces cannot sit in a conditional inside them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ganime import distribute, failure, families
+from keras_ganime.batches import Sampler, to_float, to_uint8
+from keras_ganime.config import Config, ConfigError, TrainConfig
+from keras_ganime.families.base import Build, Draws, Family, Phase
+
+POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+GRID_SEED = 1_000_003  # the fixed latents of a run's sample grids: a seed stream of their own
+
+
+def use_xla(cfg: TrainConfig) -> bool:
+    """`auto`: XLA on a GPU only. On the 2-core CPU the reference step under XLA was measured 8x
+    slower than without it (README, Performance)."""
+    if cfg.jit_compile != "auto":
+        return cfg.jit_compile == "on"
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+class StepContext:
+    """What a phase's arithmetic borrows from the engine: gradients and the replicas' count."""
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+
+    def update(self, optimizer: keras.optimizers.Optimizer, variables: list[Any],
+               loss_fn: Callable[[], tuple[tf.Tensor, Any]]) -> tuple[tf.Tensor, Any]:
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+            # A replica differentiates its slice's mean over the number of replicas, so that the
+            # optimizer's all-reduce sum is the gradient of the global batch's mean loss
+            # (`tf.nn.compute_average_loss`'s scaling); under float16, scaled up as well.
+            scaled = optimizer.scale_loss(loss if self.replicas == 1 else loss / self.replicas)
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return loss, aux
+
+
+def build_family(cfg: Config, build: Build | None = None) -> Family:
+    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling."""
+    return families.load(cfg.family)(cfg, build or Build())
+
+
+class Engine:
+    """A family, its random generator, its step counter and its watch: all a checkpoint holds."""
+
+    def __init__(self, cfg: Config, images: np.ndarray) -> None:
+        self.cfg = cfg
+        # None (the single-device path) or a tf.distribute strategy: the networks, optimizers
+        # and counters are then mirrored variables, made in its scope.
+        self.strategy = distribute.strategy(cfg.train.distribute)
+        self.replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
+        if cfg.train.batch_size % self.replicas:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be divisible by the "
+                              f"{self.replicas} replicas of train.distribute")
+        keras.utils.set_random_seed(cfg.train.seed)  # the initial weights
+        scope = self.strategy.scope if self.strategy else contextlib.nullcontext
+        build = Build(POLICIES[cfg.train.mixed_precision],
+                      self.strategy is not None and cfg.train.sync_batchnorm,
+                      cfg.train.fused_batchnorm, cfg.train.mixed_precision == "float16")
+        with scope():
+            self.family = build_family(cfg, build)
+        self.phases = self.family.phases
+        self.rules = self.family.rules()
+        # Not mirrored: a strategy's step draws the global batch's inputs from it once, outside
+        # the replicas, exactly as one device does.
+        self.rng = tf.random.Generator.from_seed(cfg.train.seed)
+        once = tf.VariableAggregation.ONLY_FIRST_REPLICA  # counted once, not per replica
+        with scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=once)
+            # The first step whose values were not finite, or -1: kept on the device so that the
+            # loop learns the exact step without pulling the values to the host every step.
+            self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                              aggregation=once)
+            # The failure watch (failure.py), on the device for the same reason.
+            self.high_streak = tf.Variable(tf.zeros(len(self.rules), tf.int64), trainable=False,
+                                           aggregation=once)
+            self.loss_failed_at = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                              aggregation=once)
+            self.failed_rule = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                           aggregation=once)
+            # The last step's values, for the gates; only for a family with gates, so that the
+            # others' checkpoints hold what they always held.
+            self.names = tuple(n for p in self.phases for n in p.outputs)
+            self.last = tf.Variable(tf.fill([len(self.names)], np.nan), trainable=False,
+                                    aggregation=once) if any(p.gate for p in self.phases) else None
+        self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
+        self.context = StepContext(self.replicas)
+        # Not compiled with XLA under a strategy (config.py refuses jit_compile = on there).
+        self.train_step = tf.function(
+            self._step, jit_compile=False if self.strategy else use_xla(cfg.train))
+
+    # --- the step ---
+    def _step(self) -> dict[str, tf.Tensor]:
+        draws = self.family.draw(self.rng, self.cfg.train.batch_size)
+        indices = self.sampler.indices(self.step, self.rng)
+        values: dict[str, tf.Tensor] = {}
+        finite = tf.constant(True)
+        for phase in self.phases:
+            out, ran = self._phase(phase, indices, draws, values)
+            values.update(out)
+            ok = tf.reduce_all([tf.math.is_finite(v) for v in out.values()])
+            finite &= ok if ran is None else (ok | ~ran)
+        self.step.assign_add(1)
+        after = self.family.after_step(values)
+        for v in after.values():
+            finite &= tf.math.is_finite(v)
+        values.update(after)
+        self.first_bad_step.assign(tf.where((self.first_bad_step < 0) & ~finite, self.step,
+                                            self.first_bad_step))
+        self.watch(values)
+        if self.last is not None:
+            now = tf.stack([values[n] for n in self.names])
+            self.last.assign(tf.where(tf.math.is_nan(now), self.last, now))
+        return values
+
+    def watch(self, values: Mapping[str, tf.Tensor]) -> None:
+        """One step of the family's failure rules (failure.watch), after the step's count."""
+        if not self.rules:
+            return
+        state = (self.high_streak, self.loss_failed_at, self.failed_rule)
+        for var, new in zip(state, failure.watch(self.rules, values, *state, self.step)):
+            var.assign(new)
+
+    def reals(self, indices: tf.Tensor) -> tf.Tensor:
+        """The real batch at these indices, float32 in [-1, 1], cast and scaled on the device."""
+        return to_float(tf.gather(self.sampler.images, indices))
+
+    def _due(self, phase: Phase, values: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+        """Whether the phase runs at this step; None: always."""
+        conditions = []
+        if phase.start:
+            conditions.append(self.step >= phase.start)
+        if phase.every > 1:
+            conditions.append((self.step - phase.start) % phase.every == 0)
+        if phase.gate is not None:
+            last = dict(zip(self.names, tf.unstack(self.last)))
+            conditions.append(tf.cast(phase.gate({**last, **values}), tf.bool))
+        return functools.reduce(tf.logical_and, conditions) if conditions else None
+
+    def _phase(self, phase: Phase, indices: tf.Tensor, draws: Draws,
+               values: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
+        """The phase's outputs for the global batch, and whether it ran (None: always)."""
+        def run() -> dict[str, tf.Tensor]:
+            if self.strategy is None:
+                return dict(self.family.run_phase(phase.name, self.reals(indices), draws,
+                                                  self.context))
+            return self._replicated(phase, indices, draws)
+
+        due = self._due(phase, values)
+        if due is None:
+            return run(), None
+        skipped = {name: tf.constant(np.nan, tf.float32) for name in phase.outputs}
+        return tf.cond(due, run, lambda: skipped), due
+
+    def _replicated(self, phase: Phase, indices: tf.Tensor, draws: Draws
+                    ) -> dict[str, tf.Tensor]:
+        """The phase on each replica's slice of the global batch (the values-function form of a
+        distributed dataset); its outputs are the global batch's means."""
+        strategy = self.strategy
+        names = list(draws.per_sample)
+        batch = (indices, *draws.per_sample.values())
+
+        def replica_slice(ctx: tf.distribute.experimental.ValueContext) -> tuple[tf.Tensor, ...]:
+            i = ctx.replica_id_in_sync_group
+            return tuple(tf.split(x, self.replicas)[i] for x in batch)
+
+        def replica_step(indices: tf.Tensor, *per_sample: tf.Tensor) -> dict[str, tf.Tensor]:
+            sliced = Draws(dict(zip(names, per_sample)), draws.per_batch)
+            out = self.family.run_phase(phase.name, self.reals(indices), sliced, self.context)
+            mean = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
+                                                                  list(out.values()))
+            return dict(zip(out, mean))
+
+        inputs = strategy.experimental_distribute_values_from_function(replica_slice)
+        out = strategy.run(replica_step, args=inputs)
+        # The means are the same on every replica.
+        return {k: strategy.experimental_local_results(v)[0] for k, v in out.items()}
+
+    # --- what the loop reads and keeps ---
+    def checkpoint(self) -> tf.train.Checkpoint:
+        state = {"rng": self.rng, "step": self.step, "high_streak": self.high_streak,
+                 "loss_failed_at": self.loss_failed_at, "loss_failure": self.failed_rule}
+        if self.last is not None:
+            state["last_values"] = self.last
+        return tf.train.Checkpoint(**self.family.checkpoint_objects(), **state)
+
+    def loss_failure(self) -> tuple[int, str] | None:
+        """(step, reason) once the device-side watch has seen a rule hold past its patience."""
+        step = int(self.loss_failed_at.numpy())
+        if step < 0:
+            return None
+        return step, failure.describe(self.rules[int(self.failed_rule.numpy())], step)
+
+    def fixed_latents(self, n: int) -> tf.Tensor:
+        """The same latent batch for every sample grid of a run (its own seed stream)."""
+        return self.family.latents(tf.random.Generator.from_seed(self.cfg.train.seed + GRID_SEED),
+                                   n)
+
+    def weights_finite(self) -> bool:
+        return all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                   for net in self.family.networks.values() for v in net.weights)
+
+    def generate(self, z: tf.Tensor) -> np.ndarray:
+        return to_uint8(self.family.sampler()(z, training=False))
+
+    def export(self, path: Path) -> None:
+        self.family.export(path)

@@ -1,0 +1,138 @@
+"""The contract between the engine (`engine.py`) and a model family (`families/<name>.py`).
+
+A family is two things, so that every command line can check its settings before TensorFlow
+starts:
+- a `FamilySpec`, free of TensorFlow, in `families/<name>_settings.py`: its settings (the
+  sections it owns, such as [labels], and its extensions of common ones, such as [model]), their
+  checks, and the names it logs, plots and shows in the progress bar;
+- a `Family` subclass, in `families/<name>.py`, read top to bottom like a keras-io example: its
+  networks and optimizers, the random inputs of a step, the phases of the step and their
+  arithmetic in Keras ops, what it updates after the step, its failure rules, its checkpoint,
+  its latents, its sampling network and its export.
+The engine owns the rest: the step counter, the random generator, the real-image sampler, the
+compiled step on one device or under a strategy, the NaN and loss watch, and the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+# Tensors of whichever backend runs the step; the families' arithmetic is in Keras ops.
+Tensor = Any
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What the command lines, the run directory and the report know of a family."""
+
+    name: str
+    module: str  # the module with the family's `Family` class (it imports TensorFlow)
+    description: str
+    # Section name -> a factory of its default dataclass: a section only this family has, or its
+    # own dataclass for a common section (a subclass that adds keys, or other defaults).
+    sections: Mapping[str, Callable[[], Any]]
+    validate: Callable[[Any], None]  # raises config.ConfigError for a bad family setting
+    logged: Callable[[Any], tuple[str, ...]]  # cfg -> loss.csv's columns between step and speed
+    plots: Callable[[Any], tuple[tuple[str, tuple[str, ...]], ...]]  # cfg -> (axis, names) panels
+    progress: Callable[[Any], Mapping[str, str]]  # cfg -> {label in the progress bar: name}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One part of a step. It runs from step `start`, every `every` steps after it, and while
+    `gate` holds (a function of the values so far: this step's outputs where computed, else the
+    last step's); when it does not run its outputs are NaN. Its outputs are scalar means over
+    the batch; the engine averages them over replicas."""
+
+    name: str
+    outputs: tuple[str, ...]
+    start: int = 0
+    every: int = 1
+    gate: Callable[[Mapping[str, Tensor]], Tensor] | None = None
+
+
+@dataclass
+class Draws:
+    """Every random input of one step, drawn for the global batch."""
+
+    per_sample: dict[str, Tensor]  # leading axis the global batch; each replica gets its slice
+    per_batch: dict[str, Tensor] = field(default_factory=dict)  # whole, on every replica
+
+
+@dataclass(frozen=True)
+class Build:
+    """How the engine asks a family to build its networks and optimizers."""
+
+    policy: str = "float32"  # Keras dtype policy
+    sync_bn: bool = False  # BatchNorm statistics over all replicas of a strategy
+    fused_bn: bool = False  # BatchNorm by TensorFlow's fused kernel (batchnorm.py)
+    loss_scale: bool = False  # dynamic loss scaling, for float16
+
+
+class StepContext(Protocol):
+    """What the engine lends a phase's arithmetic."""
+
+    replicas: int
+
+    def update(self, optimizer: Any, variables: list[Any],
+               loss_fn: Callable[[], tuple[Tensor, Any]]) -> tuple[Tensor, Any]:
+        """One optimizer step on the global batch's mean of `loss_fn()`'s loss (its first
+        value), computed on this replica's slice; returns the loss and `loss_fn`'s second value,
+        both from before the step."""
+
+
+class Family:
+    """The base of every family; the engine builds one inside its strategy's scope."""
+
+    spec: FamilySpec
+
+    def __init__(self, cfg: Any, build: Build) -> None:
+        self.cfg = cfg
+        self.build = build
+        self.networks: dict[str, Any] = {}  # name -> keras.Model, by checkpoint name
+        self.optimizers: dict[str, Any] = {}
+
+    # --- the step ---
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        raise NotImplementedError
+
+    def draw(self, rng: Any, n: int) -> Draws:
+        """Every random input of a step for `n` samples, from the engine's generator `rng`
+        (its `uniform(shape, minval, maxval, dtype)` and `normal(shape)`)."""
+        raise NotImplementedError
+
+    def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
+                  ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def after_step(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """State updated once per step from the global batch's values (k_t, EMA weights, ...);
+        returns more values to log."""
+        return {}
+
+    def rules(self) -> list[Any]:
+        """The failure watch's rules (failure.LossRule), checked on the device every step."""
+        return []
+
+    # --- state, sampling and export ---
+    def checkpoint_objects(self) -> dict[str, Any]:
+        return {**self.networks, **self.optimizers}
+
+    def sampler_objects(self) -> dict[str, Any]:
+        """What a checkpoint must give back for sampling alone (generate, evaluate)."""
+        raise NotImplementedError
+
+    def sampler(self) -> Any:
+        """The network that makes images from `latents`, in inference mode."""
+        raise NotImplementedError
+
+    def latents(self, rng: Any, n: int) -> Tensor:
+        raise NotImplementedError
+
+    def export(self, path: Path) -> None:
+        """The sampling network as a file that plain Keras loads."""
+        raise NotImplementedError

@@ -1,0 +1,225 @@
+"""The training loop around `engine.Engine.train_step`, and the run directory it trains in.
+
+It draws nothing and computes nothing of its own: it runs steps, pulls the family's values to the
+host every `log_every` steps, and writes the run directory (`runs.py`): CSV, TensorBoard, grids,
+loss plot, checkpoints, and the metrics every eval.every steps. It records the run's first
+failure (a family's loss rule that held too long, a collapse or a jump of FID) and, as
+failure.action says, goes on or stops. It resumes from the last checkpoint, and stops cleanly on
+SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, Self
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from keras_ganime import config as config_lib
+from keras_ganime import distribute, families, viz
+from keras_ganime.config import Config
+from keras_ganime.engine import Engine
+from keras_ganime.evaluate import Evaluator
+from keras_ganime.failure import metric_failure
+from keras_ganime.runs import RunDir, Stop, atomic_write, new_run_dir
+
+GRID_SAMPLES = 64
+# loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
+# fresh on a slow CPU and cost nothing noticeable at GPU speeds.
+REFRESH_S = 30.0
+
+
+class _Signals:
+    """SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __enter__(self) -> Self:
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+class Loop:
+    """Trains `engine` in `run` up to cfg.train.steps, resuming from the run's latest checkpoint
+    if it has one, scored by `evaluator` every eval.every steps."""
+
+    def __init__(self, engine: Engine, run: RunDir, progress: bool = True,
+                 evaluator: Evaluator | None = None) -> None:
+        self.engine, self.run, self.evaluator = engine, run, evaluator
+        self.cfg = cfg = engine.cfg
+        spec = families.SPECS[cfg.family]
+        self.logged, self.plots = spec.logged(cfg), spec.plots(cfg)
+        self.progress_names = spec.progress(cfg)
+        self.manager = tf.train.CheckpointManager(engine.checkpoint(), run.checkpoints,
+                                                  cfg.output.keep_checkpoints)
+        if self.manager.latest_checkpoint:
+            self.manager.checkpoint.restore(
+                self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.start = int(engine.step.numpy())
+        # Rows past the checkpoint belong to steps that will be run again.
+        self.rows = [r for r in run.read_losses() if r["step"] <= self.start]
+        self.scores = [r for r in run.read_csv("metrics.csv") if r["step"] <= self.start]
+        self.failed = "failed_at" in run.read_json("run.json")
+        self.wall0 = self.rows[-1]["wall_s"] if self.rows else 0.0
+        self.written = self.t0 = time.perf_counter()
+        self.bar = tqdm(total=cfg.train.steps, initial=self.start, desc=run.path.name,
+                        unit="step", disable=None if progress else True, dynamic_ncols=True)
+
+    # --- the run directory ---
+    def write_plots(self) -> None:
+        self.run.write_losses(self.rows, self.logged)
+        if self.rows:
+            viz.loss_plot(self.rows, self.plots, self.run.path / "loss.png", self.run.path.name)
+        self.written = time.perf_counter()
+
+    def save(self, status: str) -> None:
+        """The CSV before the checkpoint: a kill between the two leaves rows that resume trims,
+        never a gap. Nothing non-finite is ever saved."""
+        step = int(self.engine.step.numpy())
+        self.fail_if_bad(step, check_weights=True)
+        self.write_plots()
+        self.manager.save(checkpoint_number=step)
+        self.update_json(status=status, step=step)
+
+    def update_json(self, **values: Any) -> None:
+        self.run.write_json("run.json", {**self.run.read_json("run.json"), **values})
+
+    # --- failures ---
+    def fail_if_bad(self, step: int, check_weights: bool = False) -> None:
+        bad = int(self.engine.first_bad_step.numpy())
+        if bad < 0 and (not check_weights or self.engine.weights_finite()):
+            return
+        self.bar.close()
+        self.write_plots()
+        reason = f"a value was NaN or infinite at step {bad}" if bad >= 0 else (
+            f"the weights held NaN or infinite values at step {step}")
+        self.update_json(status="failed", failed_at=bad if bad >= 0 else step, reason=reason)
+        raise Stop(f"{reason}; the last good checkpoint is kept in {self.run.checkpoints}")
+
+    def record_failure(self, step: int, reason: str) -> None:
+        """The run's first failure goes into run.json; failure.action says whether to go on."""
+        if self.failed:
+            return
+        self.failed = True
+        self.update_json(failed_at=step, reason=reason)
+        self.bar.write(f"failed at step {step}: {reason}")
+        if self.cfg.failure.action == "stop":
+            self.save("failed")
+            self.bar.close()
+            raise Stop(f"failed at step {step}: {reason}; checkpoint saved in "
+                       f"{self.run.checkpoints}")
+
+    # --- the phases of one iteration ---
+    def log(self, step: int, values: dict[str, float], seconds: float, steps: int) -> None:
+        """The only place values reach the host."""
+        self.fail_if_bad(step)
+        if (failure := self.engine.loss_failure()) is not None:
+            self.record_failure(*failure)
+        self.rows.append({"step": step, **values,
+                          "images_per_s": round(steps * self.cfg.train.batch_size / seconds, 2),
+                          "wall_s": self.wall_s()})
+        for k, v in values.items():
+            tf.summary.scalar(k, v, step=step)
+        self.bar.set_postfix({label: f"{values[name]:.3f}"
+                              for label, name in self.progress_names.items()}, refresh=False)
+        if time.perf_counter() - self.written > REFRESH_S:
+            self.write_plots()
+
+    def evaluate(self, step: int) -> None:
+        evaluator = self.evaluator
+        self.scores.append({"step": step, **evaluator(self.engine.family),
+                            "wall_s": self.wall_s()})
+        self.run.write_csv("metrics.csv", self.scores, ["step", *evaluator.names, "wall_s"])
+        viz.metric_plot({self.run.path.name: self.scores}, evaluator.names,
+                        self.run.path / "metrics.png", self.run.path.name)
+        for name in evaluator.names:
+            tf.summary.scalar(name, self.scores[-1][name], step=step)
+        if (reason := metric_failure(self.scores, self.cfg)) is not None:
+            self.record_failure(step, reason)
+
+    def wall_s(self) -> float:
+        return round(self.wall0 + time.perf_counter() - self.t0, 3)
+
+    def fit(self) -> None:
+        cfg, out, engine, run = self.cfg, self.cfg.output, self.engine, self.run
+        fixed = engine.fixed_latents(GRID_SAMPLES)
+        if self.start == 0:
+            n = len(engine.sampler.images)
+            pick = np.random.default_rng(cfg.train.seed).choice(n, GRID_SAMPLES, n < GRID_SAMPLES)
+            viz.save_grid(tf.gather(engine.sampler.images, pick).numpy(), run.path / "reals.png",
+                          8)
+        writer = tf.summary.create_file_writer(str(run.path / "tensorboard"))
+        clock, last = time.perf_counter(), self.start
+        with _Signals() as signals, writer.as_default():
+            for step in range(self.start + 1, cfg.train.steps + 1):
+                values = engine.train_step()
+                self.bar.update()
+                if step % out.log_every == 0:
+                    now = time.perf_counter()
+                    self.log(step, {k: float(values[k]) for k in self.logged}, now - clock,
+                             step - last)
+                    clock, last = now, step
+                if self.evaluator is not None and cfg.eval.every and step % cfg.eval.every == 0:
+                    self.evaluate(step)
+                if step % out.sample_every == 0 or step == cfg.train.steps:
+                    viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
+                                  8)
+                    self.write_plots()
+                if step % out.checkpoint_every == 0:
+                    self.save("running")
+                if signals.received:
+                    self.save("interrupted")
+                    self.bar.close()
+                    name = signal.Signals(signals.received).name
+                    raise Stop(f"{name} at step {step}: checkpoint saved; continue with "
+                               f"python -m keras_ganime.train --resume {run.path}",
+                               128 + signals.received)
+        self.bar.close()
+        self.save("done")
+        engine.export(run.path / "generator.keras")
+
+
+def fit(engine: Engine, run: RunDir, progress: bool = True,
+        evaluator: Evaluator | None = None) -> None:
+    Loop(engine, run, progress, evaluator).fit()
+
+
+def new_run(cfg: Config) -> RunDir:
+    """A fresh numbered run directory holding its resolved settings, locked for this process."""
+    run = RunDir(new_run_dir(cfg.output.runs_dir, cfg.output.name))
+    atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
+    run.write_json("run.json", {"status": "created", "step": 0, "argv": sys.argv,
+                                "tensorflow": tf.__version__, "keras": keras.__version__})
+    return run
+
+
+@contextlib.contextmanager
+def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[RunDir]:
+    """The run directory to train in: `resume`'s, or a new one. Under a multi-worker strategy only
+    the chief writes it; every other worker trains alike in a temporary copy, then deletes it."""
+    if chief:
+        with RunDir(resume) if resume else new_run(cfg) as run:
+            yield run
+        return
+    path = distribute.worker_dir(resume, config_lib.to_toml(cfg))
+    try:
+        with RunDir(path) as run:
+            yield run
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

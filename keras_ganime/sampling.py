@@ -1,0 +1,70 @@
+"""A family's generator for sampling: opened from a run's checkpoint, its latents, its images.
+
+The library half of `generate`, used by the loop, evaluate, generate and the tests. TensorFlow is
+imported inside the functions, so that the command lines that import this module check their
+arguments first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from keras_ganime.config import Config
+
+if TYPE_CHECKING:
+    import keras
+
+    from keras_ganime.families.base import Family
+
+BATCH = 256  # latent vectors per generator call: bounds memory for a large n
+
+
+class SamplingError(Exception):
+    """A generator that cannot be opened; its message is one line naming the file."""
+
+
+def build(cfg: Config) -> Family:
+    """The run's family with Keras's own layers in float32, as a sampler needs it."""
+    from keras_ganime.engine import build_family
+
+    return build_family(cfg)
+
+
+def latest_checkpoint(run: Path) -> str:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    if latest is None:
+        raise SamplingError(f"{run}: the checkpoint index names no checkpoint files")
+    return latest
+
+
+def restore(family: Family, checkpoint: str) -> None:
+    """The family's sampling networks from a checkpoint (the rest of it is not wanted here)."""
+    import tensorflow as tf
+
+    try:
+        status = tf.train.Checkpoint(**family.sampler_objects()).restore(checkpoint)
+        status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError):
+        raise SamplingError(f"{checkpoint}: does not fit the {family.spec.name} networks that "
+                            f"config.toml describes") from None
+
+
+def latents(family: Family, seed: int, n: int) -> np.ndarray:
+    """n latents drawn as in training, the same for the same seed, in the sampler's shape."""
+    import tensorflow as tf
+
+    return np.asarray(family.latents(tf.random.Generator.from_seed(seed), n))
+
+
+def render(model: keras.Model, z: np.ndarray) -> np.ndarray:
+    """Latents -> (n, size, size, 3) uint8 images, with BatchNorm in inference mode."""
+    from keras_ganime.batches import to_uint8
+
+    z = z.astype(np.float32)
+    return np.concatenate([to_uint8(model(z[i:i + BATCH], training=False))
+                           for i in range(0, len(z), BATCH)])
