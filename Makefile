@@ -46,8 +46,9 @@ encoder: $(STAMP)
 check-metrics: $(STAMP)
 	$(PY) -m keras_ganime.sanity
 
+# make bench BENCH="--batches 64 --baseline ../pre-split" (a git worktree of an earlier commit)
 bench: $(STAMP)
-	$(PY) -m keras_ganime.bench
+	$(PY) -m keras_ganime.bench $(BENCH)
 
 report: $(STAMP)
 	$(PY) -m keras_ganime.report --runs runs --out report

@@ -46,6 +46,9 @@ class Sampler:
         first = (step % per_epoch) * self.batch_size
         return perm[first:first + self.batch_size]
 
-    def __call__(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
+    def batch(self, indices: tf.Tensor) -> tf.Tensor:
         """A float32 batch in [-1, 1], cast and scaled after the gather, on the device."""
-        return to_float(tf.gather(self.images, self.indices(step, rng)))
+        return to_float(tf.gather(self.images, indices))
+
+    def __call__(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
+        return self.batch(self.indices(step, rng))

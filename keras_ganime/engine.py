@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ganime import distribute, failure, families
-from keras_ganime.batches import Sampler, to_float, to_uint8
+from keras_ganime.batches import Sampler, to_uint8
 from keras_ganime.config import Config, ConfigError, TrainConfig
 from keras_ganime.families.base import Build, Draws, Family, Phase
 
@@ -150,8 +150,8 @@ class Engine:
             var.assign(new)
 
     def reals(self, indices: tf.Tensor) -> tf.Tensor:
-        """The real batch at these indices, float32 in [-1, 1], cast and scaled on the device."""
-        return to_float(tf.gather(self.sampler.images, indices))
+        """The real batch at these indices (on one replica: its slice's)."""
+        return self.sampler.batch(indices)
 
     def _due(self, phase: Phase, values: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
         """Whether the phase runs at this step; None: always."""

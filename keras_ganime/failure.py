@@ -20,7 +20,7 @@ from keras_ganime.config import Config
 
 @dataclass(frozen=True)
 class LossRule:
-    reason: str  # what `bad` tests, in words: "d_loss0 above 15"
+    reason: str  # what `bad` tests, in words, such as "NAME above 15"
     bad: Callable[[Mapping[str, Any]], Any]  # one step's values -> a boolean scalar
     patience: int
 

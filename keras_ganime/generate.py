@@ -125,8 +125,8 @@ def walk(base: np.ndarray, index: int, steps: int) -> np.ndarray:
     return z.reshape(-1, base.shape[1])
 
 
-def save_grid(images: np.ndarray, cols: int, path: Path) -> str:
-    """Writes the grid and says so."""
+def write_grid(images: np.ndarray, path: Path, cols: int) -> str:
+    """viz.save_grid, saying what it wrote."""
     picture = viz.save_grid(images, path, cols)
     rows = math.ceil(len(images) / cols)
     return f"wrote {path} ({rows} x {cols} images, {picture.width}x{picture.height} pixels)"
@@ -140,7 +140,7 @@ def write_samples(images: np.ndarray, out: Path) -> list[str]:
     size = f"{images.shape[2]}x{images.shape[1]}"
     cols = math.ceil(math.sqrt(len(images)))  # as viz.grid's default
     return [f"wrote {len(paths)} images of {size} pixels: {paths[0]} .. {paths[-1]}",
-            save_grid(images, cols, out / "grid.png")]
+            write_grid(images, out / "grid.png", cols)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -176,11 +176,11 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
     if args.interpolate:
         ends = draw(2 * ROWS)
         z = interpolation(ends[:ROWS], ends[ROWS:], args.steps)
-        return [save_grid(images(z), args.steps, out / "interpolate.png")]
+        return [write_grid(images(z), out / "interpolate.png", args.steps)]
     if args.walk is not None:
         z = walk(draw(ROWS), args.walk, args.steps)
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
-        return [save_grid(images(z), args.steps, out / f"walk_{args.walk}.png"),
+        return [write_grid(images(z), out / f"walk_{args.walk}.png", args.steps),
                 f"  columns: z[{args.walk}] times {scales}"]
     return write_samples(images(draw(args.n)), out)
 
