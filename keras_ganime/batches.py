@@ -49,6 +49,3 @@ class Sampler:
     def batch(self, indices: tf.Tensor) -> tf.Tensor:
         """A float32 batch in [-1, 1], cast and scaled after the gather, on the device."""
         return to_float(tf.gather(self.images, indices))
-
-    def __call__(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
-        return self.batch(self.indices(step, rng))

@@ -24,7 +24,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Its variables are Keras's layer's, so checkpoints and weights pass between the two. It is not
     registered for serialisation: a model is saved with Keras's layer in its place
-    (`GAN.save_generator`), to load without this package.
+    (`Family.export`), to load without this package.
     """
 
     def call(self, inputs: tf.Tensor, training: bool | None = None,

@@ -165,8 +165,9 @@ class Config:
         check_not_negative(self, ["eval.every", "d_optim.epsilon", "g_optim.epsilon"])
         if not self.output.name or "/" in self.output.name:
             raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
-        try:
-            metric_names.check(self.eval_metrics(), self.eval.inception_weights)
+        try:  # none named is a run that never evaluates; with eval.every set, an error
+            if self.eval_metrics() or self.eval.every:
+                metric_names.check(self.eval_metrics(), self.eval.inception_weights)
         except ValueError as e:
             raise ConfigError(f"eval.metrics: {e}") from None
         if self.eval.samples < 2:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +45,45 @@ def use_xla(cfg: TrainConfig) -> bool:
 
 
 class StepContext:
-    """What a phase's arithmetic borrows from the engine: gradients and the replicas' count."""
+    """What a phase's arithmetic borrows from the engine (families/base.py says what each does):
+    gradients, and the replicas' count."""
 
     def __init__(self, replicas: int) -> None:
         self.replicas = replicas
 
     def update(self, optimizer: keras.optimizers.Optimizer, variables: list[Any],
                loss_fn: Callable[[], tuple[tf.Tensor, Any]]) -> tuple[tf.Tensor, Any]:
-        with tf.GradientTape() as tape:
+        def one_loss() -> tuple[tuple[tf.Tensor], Any]:
             loss, aux = loss_fn()
+            return (loss,), aux
+
+        (loss,), aux = self.update_many([(optimizer, variables)], one_loss)
+        return loss, aux
+
+    def update_many(self, steps: Sequence[tuple[keras.optimizers.Optimizer, list[Any]]],
+                    loss_fn: Callable[[], tuple[Sequence[tf.Tensor], Any]]
+                    ) -> tuple[Sequence[tf.Tensor], Any]:
+        with tf.GradientTape(persistent=len(steps) > 1) as tape:
+            losses, aux = loss_fn()
             # A replica differentiates its slice's mean over the number of replicas, so that the
             # optimizer's all-reduce sum is the gradient of the global batch's mean loss
             # (`tf.nn.compute_average_loss`'s scaling); under float16, scaled up as well.
-            scaled = optimizer.scale_loss(loss if self.replicas == 1 else loss / self.replicas)
-        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return loss, aux
+            scaled = [opt.scale_loss(loss if self.replicas == 1 else loss / self.replicas)
+                      for (opt, _), loss in zip(steps, losses, strict=True)]
+        # Every gradient before any update: each is of the same forward pass.
+        grads = [tape.gradient(loss, variables) for (_, variables), loss in zip(steps, scaled)]
+        for (opt, variables), g in zip(steps, grads):
+            opt.apply_gradients(zip(g, variables))
+        return losses, aux
+
+    def input_gradient(self, fn: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor
+                       ) -> tuple[tf.Tensor, tf.Tensor]:
+        """fn(x), and the gradient of its sum with respect to x, itself differentiable (for a
+        penalty on it, such as R1, inside a `loss_fn`)."""
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(tf.reduce_sum(y), x)
 
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:
@@ -123,22 +147,28 @@ class Engine:
         indices = self.sampler.indices(self.step, self.rng)
         values: dict[str, tf.Tensor] = {}
         finite = tf.constant(True)
+        gated = self.last is not None
+        last = dict(zip(self.names, tf.unstack(self.last))) if gated else {}
+        # What a gate reads: this step's outputs where their phase ran, else the last step's.
+        seen = dict(last)
         for phase in self.phases:
-            out, ran = self._phase(phase, indices, draws, values)
+            out, ran = self._phase(phase, indices, draws, seen)
             values.update(out)
+            if gated:
+                seen.update(out if ran is None else
+                            {k: tf.where(ran, v, last[k]) for k, v in out.items()})
             ok = tf.reduce_all([tf.math.is_finite(v) for v in out.values()])
             finite &= ok if ran is None else (ok | ~ran)
         self.step.assign_add(1)
-        after = self.family.after_step(values)
+        after = self.family.after_step(values, draws)
         for v in after.values():
             finite &= tf.math.is_finite(v)
         values.update(after)
         self.first_bad_step.assign(tf.where((self.first_bad_step < 0) & ~finite, self.step,
                                             self.first_bad_step))
         self.watch(values)
-        if self.last is not None:
-            now = tf.stack([values[n] for n in self.names])
-            self.last.assign(tf.where(tf.math.is_nan(now), self.last, now))
+        if gated:
+            self.last.assign(tf.stack([seen[n] for n in self.names]))
         return values
 
     def watch(self, values: Mapping[str, tf.Tensor]) -> None:
@@ -153,7 +183,7 @@ class Engine:
         """The real batch at these indices (on one replica: its slice's)."""
         return self.sampler.batch(indices)
 
-    def _due(self, phase: Phase, values: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+    def _due(self, phase: Phase, seen: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
         """Whether the phase runs at this step; None: always."""
         conditions = []
         if phase.start:
@@ -161,20 +191,20 @@ class Engine:
         if phase.every > 1:
             conditions.append((self.step - phase.start) % phase.every == 0)
         if phase.gate is not None:
-            last = dict(zip(self.names, tf.unstack(self.last)))
-            conditions.append(tf.cast(phase.gate({**last, **values}), tf.bool))
+            conditions.append(tf.cast(phase.gate(seen), tf.bool))
         return functools.reduce(tf.logical_and, conditions) if conditions else None
 
     def _phase(self, phase: Phase, indices: tf.Tensor, draws: Draws,
-               values: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
-        """The phase's outputs for the global batch, and whether it ran (None: always)."""
+               seen: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
+        """The phase's outputs for the global batch, float32, and whether it ran (None: always).
+        """
         def run() -> dict[str, tf.Tensor]:
             if self.strategy is None:
-                return dict(self.family.run_phase(phase.name, self.reals(indices), draws,
-                                                  self.context))
+                out = self.family.run_phase(phase.name, self.reals(indices), draws, self.context)
+                return {k: tf.cast(v, tf.float32) for k, v in out.items()}
             return self._replicated(phase, indices, draws)
 
-        due = self._due(phase, values)
+        due = self._due(phase, seen)
         if due is None:
             return run(), None
         skipped = {name: tf.constant(np.nan, tf.float32) for name in phase.outputs}
@@ -195,8 +225,8 @@ class Engine:
         def replica_step(indices: tf.Tensor, *per_sample: tf.Tensor) -> dict[str, tf.Tensor]:
             sliced = Draws(dict(zip(names, per_sample)), draws.per_batch)
             out = self.family.run_phase(phase.name, self.reals(indices), sliced, self.context)
-            mean = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN,
-                                                                  list(out.values()))
+            mean = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.cast(v, tf.float32) for v in out.values()])
             return dict(zip(out, mean))
 
         inputs = strategy.experimental_distribute_values_from_function(replica_slice)

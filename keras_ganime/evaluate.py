@@ -67,7 +67,7 @@ class Scorer:
 
     def __call__(self, fakes: np.ndarray) -> dict[str, float]:
         if self._real_features is None:
-            used = {n.partition("_")[2] for n in self.names} & set(features.EXTRACTORS)
+            used = {metric_names.parse(n)[1] for n in self.names} - {None}
             self._real_features = {
                 e: features.get_extractor(e, self.inception_weights if e == "inception" else None)
                 (self.reals) for e in sorted(used)}
@@ -123,6 +123,8 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
         if value is not None:
             config_lib.set_value(cfg, key, value)
     cfg.validate()
+    if not (run / "checkpoints" / "checkpoint").is_file():  # said before TensorFlow starts
+        raise EvalError(f"{run}: no checkpoint yet")
     found = checkpoints(run, all_checkpoints)
     evaluator = Evaluator(cfg, load_images(cfg.data.path, cfg.data.synth_n,
                                            cfg.model.image_size))

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from keras_ganime import encoder, metric_names, metrics
-from keras_ganime.metric_names import EXTRACTORS, METRICS
+from keras_ganime.metric_names import EXTRACTORS
 
-__all__ = ["EXTRACTORS", "METRICS", "Extractor", "FeatureError", "compute_metrics",
+__all__ = ["Extractor", "FeatureError", "compute_metrics",
            "get_extractor"]
 
 INCEPTION_SIZE = 299

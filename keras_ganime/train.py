@@ -16,7 +16,7 @@ import sys
 
 from keras_ganime import config as config_lib
 from keras_ganime.config import Config, ConfigError
-from keras_ganime.data import DataError
+from keras_ganime.data import DataError, load_images
 from keras_ganime.evaluate import EvalError
 from keras_ganime.features import FeatureError
 from keras_ganime.runs import RunError, Stop
@@ -61,24 +61,25 @@ def resolve(args: argparse.Namespace) -> Config:
         if args.steps is not None:
             config_lib.set_value(cfg, "train.steps", args.steps)
         return cfg.validate()
-    overrides = [f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
-                 for key, value in (("train.steps", args.steps), ("train.seed", args.seed),
-                                    ("data.path", args.data)) if value is not None]
-    # Command-line options as overrides after --set: their values are checked alike.
-    return config_lib.load(args.config, [*args.set, *overrides])
+    cfg = config_lib.load(args.config, args.set)
+    for key, value in (("train.steps", args.steps), ("train.seed", args.seed),
+                       ("data.path", args.data)):
+        if value is not None:
+            config_lib.set_value(cfg, key, value)
+    return cfg.validate()
 
 
 def train(cfg: Config, resume: str | None) -> None:
-    """Loads the data, builds the engine and trains; TensorFlow is imported from here on."""
+    """Loads the data (no TensorFlow yet: a bad file is reported before it starts), builds the
+    engine and trains."""
+    images = load_images(cfg.data.path, cfg.data.synth_n, cfg.model.image_size)
     from keras_ganime import distribute
-    from keras_ganime.data import load_images
     from keras_ganime.engine import Engine
     from keras_ganime.evaluate import Evaluator
     from keras_ganime.loop import Loop, open_run
 
-    # First: a multi-worker strategy must be made before any other TensorFlow operation.
+    # A multi-worker strategy must be made before any other TensorFlow operation.
     chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
-    images = load_images(cfg.data.path, cfg.data.synth_n, cfg.model.image_size)
     engine = Engine(cfg, images)  # bad data fails here, before any run directory is made
     evaluator = Evaluator(cfg, images) if cfg.eval.every else None
     with open_run(cfg, resume, chief) as run:

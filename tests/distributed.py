@@ -101,7 +101,33 @@ def mirrored(out: Path) -> None:
         Engine(config("train.distribute=mirrored", "train.batch_size=63"), images())
     except ConfigError as e:
         results["odd_batch_error"] = str(e)
+    results["toy"] = toy_steps()
     out.write_text(json.dumps(results, indent=2))
+
+
+def toy_steps(steps: int = 8) -> dict:
+    """The test family (tests/toy_family.py), whose gate, every-2 phase, per-batch draw and
+    after-step state all go through the strategy's path: its logged values over `steps` steps
+    and its final weights, on one device and on two replicas."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.engine import Engine
+    from tests import toy_family  # noqa: F401  (registers the family)
+
+    data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    rows, weights = [], []
+    for distribute in ("none", "mirrored"):
+        cfg = config_lib.load(None, ['model.family="toy"', "train.batch_size=8",
+                                     "toy.gate_ratio=0.5", f"train.distribute={distribute}"])
+        engine = Engine(cfg, data)
+        rows.append([[float(v) for v in engine.train_step().values()] for _ in range(steps)])
+        weights.append([w.numpy() for net in engine.family.networks.values()
+                        for w in net.weights] + [engine.family.balance.numpy()])
+    a, b = np.array(rows[0]), np.array(rows[1])
+    return {"nan_pattern_equal": bool(np.array_equal(np.isnan(a), np.isnan(b))),
+            "skipped": int(np.isnan(a).sum()),
+            "max_abs_value_diff": float(np.nanmax(np.abs(a - b))),
+            "max_abs_weight_diff": max(float(np.abs(x - y).max())
+                                       for x, y in zip(*weights, strict=True))}
 
 
 def multiworker(out: Path) -> None:

@@ -20,7 +20,7 @@ def numbered(n: int) -> np.ndarray:
 
 
 def drawn(sampler: Sampler, step: int, rng: tf.random.Generator) -> list[int]:
-    batch = to_uint8(sampler(tf.constant(step, tf.int64), rng))
+    batch = to_uint8(sampler.batch(sampler.indices(tf.constant(step, tf.int64), rng)))
     return batch[:, 0, 0, 0].tolist()
 
 

@@ -191,3 +191,16 @@ def test_the_family_is_resolved_first_and_owns_its_settings(tmp_path):
                                           "family, not of model.family = 'dcgan'"):
         config_lib.load(path, ['model.family="dcgan"'])
     assert "labels" not in config_lib.to_toml(config_lib.load(path))
+
+
+def test_command_line_options_keep_their_values_as_typed(capsys):
+    path = "dir\\\\x 'q\" y.h5"
+    assert main(["--data", path, "--seed", "7", "--steps", "5", "--dry-run"]) == 0
+    printed = config_lib.from_dict(tomllib.loads(capsys.readouterr().out), "dry run")
+    assert (printed.data.path, printed.train.seed, printed.train.steps) == (path, 7, 5)
+
+
+def test_no_metric_is_a_run_that_never_evaluates():
+    assert config_lib.load(None, ['eval.metrics=""']).eval_metrics() == []
+    with pytest.raises(ConfigError, match="eval.metrics: no metric named"):
+        config_lib.load(None, ['eval.metrics=""', "eval.every=10"])

@@ -86,6 +86,14 @@ def test_two_replicas_equal_one_device_with_synchronised_batchnorm(mirrored):
         "train.batch_size 63 must be divisible by the 2 replicas of train.distribute")
 
 
+def test_every_part_of_the_family_contract_under_two_replicas(mirrored):
+    """The toy family over 8 steps: the same phases skipped (its gate and its every-2 phase, with
+    the per-batch draw and the after-step state in play) and the same values, to float noise."""
+    toy = mirrored["toy"]
+    assert toy["nan_pattern_equal"] and toy["skipped"] >= 4, toy
+    assert toy["max_abs_value_diff"] < 1e-5 and toy["max_abs_weight_diff"] < 1e-5, toy
+
+
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:

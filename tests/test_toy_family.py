@@ -18,6 +18,7 @@ from keras_ganime import config as config_lib
 from keras_ganime import generate, loop, viz
 from keras_ganime.data import load_images, write_h5
 from keras_ganime.engine import Engine
+from keras_ganime.families.base import Phase
 from keras_ganime.runs import RunDir
 from tests import toy_family  # noqa: F401  (registers the family)
 
@@ -158,3 +159,22 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path, data):
     assert a.keys() == b.keys() and any("balance" in k for k in a) and any("last" in k for k in a)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_gate_reads_the_last_value_of_a_phase_skipped_earlier_in_the_step(tmp_path, data,
+                                                                              monkeypatch):
+    """`reg` runs on odd steps only; D, after it, is gated on reg's value, which is never
+    negative: on even steps the gate must read reg's last value, not this step's NaN."""
+    from tests import toy_family_nets
+
+    def phases(self):
+        return (Phase("reg", ("reg_l1",), every=2),
+                Phase("d", ("d_loss",), gate=lambda v: v["reg_l1"] > -1.0),
+                Phase("g", ("g_loss",)))
+
+    monkeypatch.setattr(toy_family_nets.Family, "phases", property(phases))
+    cfg = toy(tmp_path, data)
+    engine = Engine(cfg, load_images(cfg.data.path, 0, cfg.model.image_size))
+    rows = [{k: float(v) for k, v in engine.train_step().items()} for _ in range(4)]
+    assert [np.isnan(r["reg_l1"]) for r in rows] == [False, True, False, True]
+    assert all(np.isfinite(r["d_loss"]) for r in rows), rows

@@ -15,7 +15,7 @@ compiled step on one device or under a strategy, the NaN and loss watch, and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,9 +83,23 @@ class StepContext(Protocol):
         value), computed on this replica's slice; returns the loss and `loss_fn`'s second value,
         both from before the step."""
 
+    def update_many(self, steps: Sequence[tuple[Any, list[Any]]],
+                    loss_fn: Callable[[], tuple[Sequence[Tensor], Any]]
+                    ) -> tuple[Sequence[Tensor], Any]:
+        """`update` for several (optimizer, variables), each on its loss, from one forward pass
+        (`loss_fn` returns the losses in the same order): every gradient is taken before any
+        update, as BEGAN steps D and G."""
+
+    def input_gradient(self, fn: Callable[[Tensor], Tensor], x: Tensor
+                       ) -> tuple[Tensor, Tensor]:
+        """fn(x) and the gradient of its sum with respect to x, differentiable in turn: for a
+        penalty inside a `loss_fn`, such as R1 on D's gradient at the reals."""
+
 
 class Family:
-    """The base of every family; the engine builds one inside its strategy's scope."""
+    """The base of every family; the engine builds one inside its strategy's scope. A family's
+    module names its subclass `Family` and sets `spec`; its constructor fills `networks` and
+    `optimizers`, whose names are its checkpoint's keys."""
 
     spec: FamilySpec
 
@@ -109,9 +123,9 @@ class Family:
                   ) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def after_step(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """State updated once per step from the global batch's values (k_t, EMA weights, ...);
-        returns more values to log."""
+    def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
+        """State updated once per step from the global batch's values and draws (k_t, EMA
+        weights, w_avg from the step's latents, ...); returns more values to log."""
         return {}
 
     def rules(self) -> list[Any]:

@@ -181,7 +181,9 @@ class Family(base.Family):
             fakes = self.generator(d["z"], training=self.cfg.train.fake_bn == "training")
             loss, p = self.d_update(fakes, d["d_fake_target"], ctx)
             return {"d_loss0": loss, "fake_score": ops.mean(p)}
-        return {"g_loss": self.g_update(d["z"], d["g_target"], ctx)}
+        if name == "g":
+            return {"g_loss": self.g_update(d["z"], d["g_target"], ctx)}
+        raise ValueError(f"the dcgan family has no phase {name!r}")
 
     def d_update(self, images: Tensor, target: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
         """One optimizer step of D alone; returns its loss and its outputs before the step."""
