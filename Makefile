@@ -1,9 +1,15 @@
 # Set-up is `.venv` with the package installed in editable mode; every target below needs it and
 # redoes it only when setup.cfg or pyproject.toml changed.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The package's extras to install: make test EXTRAS=test,gpu on a machine with an NVIDIA GPU
+# (TensorFlow's CUDA wheels). A change of EXTRAS needs `rm .venv/.installed` to take effect.
+EXTRAS ?= test
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+
+# The real anime faces that the encoder and the metrics' sanity check use (beside the checkout).
+FACES ?= ../shared/data/anime-faces-64
 
 # Optional overrides of the experiment targets: make exp-batch16 STEPS=300 DATA=faces.h5 SEED=1
 RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),--seed $(SEED)) \
@@ -21,7 +27,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 test: $(STAMP)
@@ -40,11 +46,11 @@ test-long: $(STAMP)
 
 # Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
 encoder: $(STAMP)
-	$(PY) -m keras_ganime.encoder
+	$(PY) -m keras_ganime.encoder --data $(FACES)
 
 # FID, KID and SWD must rise with the strength of every disturbance (keras_ganime/sanity.py).
 check-metrics: $(STAMP)
-	$(PY) -m keras_ganime.sanity
+	$(PY) -m keras_ganime.sanity --data $(FACES)
 
 # make bench BENCH="--batches 64 --baseline ../pre-split" (a git worktree of an earlier commit)
 bench: $(STAMP)
@@ -57,10 +63,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 train: $(STAMP)
-	$(RUN) --config experiments/train.toml
+	$(RUN) --config train
 
 $(EXPERIMENTS:%=exp-%): exp-%: $(STAMP)
-	$(RUN) --config experiments/$*.toml
+	$(RUN) --config $*
 
 exp-batch64: exp-default
 

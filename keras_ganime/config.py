@@ -19,7 +19,9 @@ from typing import Any
 
 from keras_ganime import metric_names
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+# Shipped in the package, so that an installed copy finds them; a checkout's top-level
+# experiments/ is a link to this folder.
+EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 DEFAULT_FAMILY = "dcgan"
 OPTIMIZERS = ("adam", "adamax", "sgd")
 
@@ -43,8 +45,18 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     path: str = ""  # an HDF5 file from `keras_ganime.data prepare`; empty: built-in synthetic faces
+    # `path` made absolute when the run was made: found from any directory, as `path` is not.
+    resolved_path: str = ""
     sampling: str = "uniform"  # uniform with replacement (reference) | epoch (shuffled by epoch)
     synth_n: int = 20000  # size of the built-in dataset when path is empty
+    cache_dir: str = ""  # for the built-in dataset; empty: $XDG_CACHE_HOME or ~/.cache/keras_ganime
+
+    def images(self, image_size: int) -> Any:
+        """The run's images (`data.load_images`), from `path` or `resolved_path`."""
+        from keras_ganime.data import dataset_path, load_images
+
+        return load_images(dataset_path(self.path, self.resolved_path), self.synth_n,
+                           image_size, self.cache_dir)
 
 
 @dataclass
@@ -80,6 +92,7 @@ class OutputConfig:
     sample_every: int = 500
     checkpoint_every: int = 1000
     keep_checkpoints: int = 10
+    progress_s: float = 60.0  # without a terminal: a progress line at most this often
 
 
 @dataclass
@@ -162,7 +175,8 @@ class Config:
                     closed=False)
         if not 0 <= self.train.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}")
-        check_not_negative(self, ["eval.every", "d_optim.epsilon", "g_optim.epsilon"])
+        check_not_negative(self, ["eval.every", "d_optim.epsilon", "g_optim.epsilon",
+                                  "output.progress_s"])
         if not self.output.name or "/" in self.output.name:
             raise ConfigError(f"output.name must be a plain name, got {self.output.name!r}")
         try:  # none named is a run that never evaluates; with eval.every set, an error
@@ -357,11 +371,25 @@ def experiments() -> dict[str, Experiment]:
     return {p.stem: _experiment(p, read_toml(p)) for p in paths}
 
 
+def experiment_file(name: str | Path) -> Path:
+    """A config file's path, or the shipped experiment of that name (`batch16`, `batch16.toml`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    known = experiments()
+    if path.parent == Path() and path.stem in known and path.suffix in ("", ".toml"):
+        return EXPERIMENTS_DIR / f"{path.stem}.toml"
+    raise ConfigError(f"{name}: no such config file or experiment; experiments: "
+                      f"{', '.join(known)}")
+
+
 def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """The experiment file at `path` (none: the defaults) with `section.key=value` overrides."""
+    """The experiment file at `path` or of that name (none: the defaults) with
+    `section.key=value` overrides."""
     if path is None:
         return build({}, "defaults", overrides)
-    table = read_toml(Path(path))
+    path = experiment_file(path)
+    table = read_toml(path)
     _experiment(Path(path), table)
     return build({k: v for k, v in table.items() if k != "experiment"}, str(path), overrides)
 

@@ -32,8 +32,6 @@ from tqdm import tqdm
 
 from keras_ganime import synth as synth_faces
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_DIR / "data"
 STR = h5py.string_dtype()
 
 
@@ -306,9 +304,19 @@ def synth(
     return out
 
 
-def default_dataset(n: int, size: int) -> Path:
-    """The built-in synthetic faces, drawn once into data/ and reused."""
-    path = DATA_DIR / f"synthetic-{size}px-{n}.h5"
+def cache_dir(setting: str = "") -> Path:
+    """Where the package keeps what it makes for itself (the built-in faces): `setting`
+    (data.cache_dir) if given, else $XDG_CACHE_HOME/keras_ganime, else ~/.cache/keras_ganime;
+    never beside the package, which an install may not let anyone write."""
+    if setting:
+        return Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "keras_ganime"
+
+
+def default_dataset(n: int, size: int, cache: str = "") -> Path:
+    """The built-in synthetic faces, drawn once into the cache and reused."""
+    path = cache_dir(cache) / f"synthetic-{size}px-{n}.h5"
     if not path.exists():
         synth(path, n=n, size=size, seed=0)
     return path
@@ -317,12 +325,22 @@ def default_dataset(n: int, size: int) -> Path:
 # --- loading for training ------------------------------------------------------------------
 
 
-def load_images(path: str, n_synth: int, image_size: int) -> np.ndarray:
+def dataset_path(path: str, resolved: str = "") -> str:
+    """A run's data file: `path` as given, found from the working directory, else the absolute
+    path it resolved to when the run began (`resolved`), so that a run resumes and evaluates
+    from any directory; '' for the built-in faces."""
+    if path and not Path(path).is_file() and resolved and Path(resolved).is_file():
+        return resolved
+    return path
+
+
+def load_images(path: str, n_synth: int, image_size: int, cache: str = "") -> np.ndarray:
     """uint8 images at image_size from the HDF5 file at path, or the built-in faces if path is ''.
 
     A file of another image size is resized once here (antialiased), not per batch.
     """
-    return resize(read_h5(path or default_dataset(n_synth, image_size)).images, image_size)
+    return resize(read_h5(path or default_dataset(n_synth, image_size, cache)).images,
+                  image_size)
 
 
 # --- command line --------------------------------------------------------------------------

@@ -33,12 +33,11 @@ import numpy as np
 from PIL import Image
 
 from keras_ganime import degrade
-from keras_ganime.data import PROJECT_DIR, DataError
+from keras_ganime.data import DataError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS = WEIGHTS_DIR / "anime_encoder.weights.h5"
 FACTS = WEIGHTS_DIR / "anime_encoder.json"
-DEFAULT_DATA = PROJECT_DIR.parent / "shared" / "data" / "anime-faces-64"
 SIZE = 64
 FEATURE_DIM = 256
 KINDS = ("real", *degrade.ENCODER_DISTURBANCES)
@@ -197,7 +196,7 @@ def evaluate(model: Any, faces: TaggedFaces, index: np.ndarray, seed: int) -> di
     }
 
 
-def train(data: str | Path = DEFAULT_DATA, epochs: int = 8, batch: int = 128, seed: int = 0,
+def train(data: str | Path, epochs: int = 8, batch: int = 128, seed: int = 0,
           out_dir: Path = WEIGHTS_DIR, progress: bool = True) -> dict[str, Any]:
     """Train on the faces in `data`, write weights and facts into `out_dir`; returns the facts."""
     import keras
@@ -263,8 +262,9 @@ def train(data: str | Path = DEFAULT_DATA, epochs: int = 8, batch: int = 128, se
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_ganime.encoder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DEFAULT_DATA),
-                        help="folder with images/ and tags.csv (default: %(default)s)")
+    parser.add_argument("--data", required=True,
+                        help="folder with images/ and tags.csv (make encoder: the shared "
+                             "anime faces beside the checkout)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=128, help="half real, half degraded")
     parser.add_argument("--seed", type=int, default=0)

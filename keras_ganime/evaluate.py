@@ -28,7 +28,7 @@ from tqdm import tqdm
 from keras_ganime import config as config_lib
 from keras_ganime import features, metric_names
 from keras_ganime.config import Config, ConfigError
-from keras_ganime.data import DataError, image_set, load_images
+from keras_ganime.data import DataError, image_set
 from keras_ganime.features import FeatureError
 from keras_ganime.runs import atomic_write
 from keras_ganime.sampling import SamplingError
@@ -126,8 +126,7 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
     if not (run / "checkpoints" / "checkpoint").is_file():  # said before TensorFlow starts
         raise EvalError(f"{run}: no checkpoint yet")
     found = checkpoints(run, all_checkpoints)
-    evaluator = Evaluator(cfg, load_images(cfg.data.path, cfg.data.synth_n,
-                                           cfg.model.image_size))
+    evaluator = Evaluator(cfg, cfg.data.images(cfg.model.image_size))
     family = sampling.build(cfg)
     results = []
     for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):

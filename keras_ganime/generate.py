@@ -132,15 +132,22 @@ def write_grid(images: np.ndarray, path: Path, cols: int) -> str:
     return f"wrote {path} ({rows} x {cols} images, {picture.width}x{picture.height} pixels)"
 
 
+def grid_path(out: Path) -> Path:
+    """The grid of a folder of samples goes beside it, not in it: the folder holds the samples
+    alone, to be scored as a set (`evaluate compare REAL OUT`)."""
+    out = out.resolve()
+    return out.with_name(f"{out.name}-grid.png")
+
+
 def write_samples(images: np.ndarray, out: Path) -> list[str]:
-    """One PNG per image, 00000.png on, and all of them in grid.png."""
+    """One PNG per image in out, 00000.png on, and all of them in a grid beside out."""
     paths = [out / f"{i:05d}.png" for i in range(len(images))]
     for image, path in zip(images, paths, strict=True):
         viz.save_png(Image.fromarray(image), path)
     size = f"{images.shape[2]}x{images.shape[1]}"
     cols = math.ceil(math.sqrt(len(images)))  # as viz.grid's default
     return [f"wrote {len(paths)} images of {size} pixels: {paths[0]} .. {paths[-1]}",
-            write_grid(images, out / "grid.png", cols)]
+            write_grid(images, grid_path(out), cols)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ SIGINT or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import signal
 import sys
@@ -35,6 +36,13 @@ GRID_SAMPLES = 64
 # loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
 # fresh on a slow CPU and cost nothing noticeable at GPU speeds.
 REFRESH_S = 30.0
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}"
 
 
 class _Signals:
@@ -80,6 +88,10 @@ class Loop:
         self.written = self.t0 = time.perf_counter()
         self.bar = tqdm(total=cfg.train.steps, initial=self.start, desc=run.path.name,
                         unit="step", disable=None if progress else True, dynamic_ncols=True)
+        # Without a terminal the bar turns itself off: a plain line every output.progress_s
+        # seconds instead, so that a log file shows the run going.
+        self.plain = progress and not sys.stderr.isatty()
+        self.line_at = -math.inf
 
     # --- the run directory ---
     def write_plots(self) -> None:
@@ -138,8 +150,21 @@ class Loop:
             tf.summary.scalar(k, v, step=step)
         self.bar.set_postfix({label: f"{values[name]:.3f}"
                               for label, name in self.progress_names.items()}, refresh=False)
+        if self.plain and time.perf_counter() - self.line_at >= self.cfg.output.progress_s:
+            self.progress_line(step, values)
         if time.perf_counter() - self.written > REFRESH_S:
             self.write_plots()
+
+    def progress_line(self, step: int, values: dict[str, float]) -> None:
+        """step, the family's progress values, images/s, elapsed and the time left, on one line."""
+        self.line_at = now = time.perf_counter()
+        done = step - self.start
+        left = (now - self.t0) / done * (self.cfg.train.steps - step) if done else math.nan
+        shown = "  ".join(f"{label} {values[name]:.3f}"
+                          for label, name in self.progress_names.items())
+        print(f"{self.run.path.name} step {step}/{self.cfg.train.steps}  {shown}  "
+              f"{self.rows[-1]['images_per_s']:.1f} images/s  elapsed {_clock(self.wall_s())}  "
+              f"left {_clock(left)}", file=sys.stderr, flush=True)
 
     def evaluate(self, step: int) -> None:
         evaluator = self.evaluator
@@ -215,6 +240,8 @@ def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[Ru
     the chief writes it; every other worker trains alike in a temporary copy, then deletes it."""
     if chief:
         with RunDir(resume) if resume else new_run(cfg) as run:
+            if resume:  # its settings as they now are: --steps may have changed
+                atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
             yield run
         return
     path = distribute.worker_dir(resume, config_lib.to_toml(cfg))

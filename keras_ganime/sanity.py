@@ -36,9 +36,9 @@ class Row:
         return all(a < b for a, b in zip(self.values, self.values[1:]))
 
 
-def run(n: int = 4000, strengths: Sequence[float] = STRENGTHS,
-        disturbances: Sequence[str] = tuple(degrade.DISTURBANCES),
-        data: str | Path = encoder.DEFAULT_DATA, seed: int = 0, progress: bool = False,
+def run(data: str | Path, n: int = 4000, strengths: Sequence[float] = STRENGTHS,
+        disturbances: Sequence[str] = tuple(degrade.DISTURBANCES), seed: int = 0,
+        progress: bool = False,
         **metric_options: int) -> list[Row]:
     """The sanity table: `2 n` faces of `data` drawn at random, the first n the reference, the
     other n disturbed at each strength (the disturbance's own seed is `seed`).
@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strengths", default=",".join(map(str, STRENGTHS)),
                         help="increasing strengths in [0, 1], comma-separated "
                              "(default %(default)s)")
-    parser.add_argument("--data", default=str(encoder.DEFAULT_DATA),
-                        help="folder with images/ and tags.csv (default: %(default)s)")
+    parser.add_argument("--data", required=True,
+                        help="folder with images/ and tags.csv (make check-metrics: the shared "
+                             "anime faces beside the checkout)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--swd-patches", type=int, default=65536,
                         help="SWD patches per level and set (default %(default)s, as ProGAN)")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"got {args.strengths!r}") from None
         if args.n < 2:
             raise ValueError(f"--n must be at least 2, got {args.n}")
-        rows = run(args.n, strengths, data=args.data, seed=args.seed,
+        rows = run(args.data, args.n, strengths, seed=args.seed,
                    progress=sys.stderr.isatty(), swd_patches=args.swd_patches,
                    kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
     except (DataError, ValueError) as e:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from keras_ganime import config as config_lib
 from keras_ganime.config import Config, ConfigError
-from keras_ganime.data import DataError, load_images
+from keras_ganime.data import DataError
 from keras_ganime.evaluate import EvalError
 from keras_ganime.features import FeatureError
 from keras_ganime.runs import RunError, Stop
@@ -66,13 +67,15 @@ def resolve(args: argparse.Namespace) -> Config:
                        ("data.path", args.data)):
         if value is not None:
             config_lib.set_value(cfg, key, value)
+    if cfg.data.path:  # kept as given, and as found from here: the run resumes from anywhere
+        config_lib.set_value(cfg, "data.resolved_path", str(Path(cfg.data.path).resolve()))
     return cfg.validate()
 
 
 def train(cfg: Config, resume: str | None) -> None:
     """Loads the data (no TensorFlow yet: a bad file is reported before it starts), builds the
     engine and trains."""
-    images = load_images(cfg.data.path, cfg.data.synth_n, cfg.model.image_size)
+    images = cfg.data.images(cfg.model.image_size)
     from keras_ganime import distribute
     from keras_ganime.engine import Engine
     from keras_ganime.evaluate import Evaluator

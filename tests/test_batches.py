@@ -74,11 +74,26 @@ def test_synth_writes_the_faces_and_their_attributes(tmp_path):
         assert [s.decode() for s in f["attribute_names"][...]] == list(ATTRIBUTES)
 
 
-def test_the_default_dataset_is_drawn_once_and_reused(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+def test_the_default_dataset_is_drawn_once_into_the_cache_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     images = data.load_images("", 12, 16)
-    path = tmp_path / "synthetic-16px-12.h5"
+    path = tmp_path / "keras_ganime" / "synthetic-16px-12.h5"
     assert path.is_file() and images.shape == (12, 16, 16, 3)
     stamp = path.stat().st_mtime_ns
     np.testing.assert_array_equal(data.load_images("", 12, 16), images)
     assert path.stat().st_mtime_ns == stamp
+    # The setting data.cache_dir wins over the environment; without either, ~/.cache.
+    assert data.cache_dir(str(tmp_path / "mine")) == tmp_path / "mine"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "keras_ganime"
+
+
+def test_a_run_finds_its_data_as_given_or_where_it_resolved(tmp_path, monkeypatch):
+    (tmp_path / "d.h5").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert data.dataset_path("d.h5", str(tmp_path / "d.h5")) == "d.h5"
+    monkeypatch.chdir("/")
+    assert data.dataset_path("d.h5", str(tmp_path / "d.h5")) == str(tmp_path / "d.h5")
+    assert data.dataset_path("d.h5", "") == "d.h5"  # the loader names it when it is missing
+    assert data.dataset_path("", "") == ""

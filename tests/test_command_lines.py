@@ -12,7 +12,8 @@ CASES = [
     ("train", ["--steps", "-3", "--dry-run"], "error: train.steps must be positive, got -3"),
     ("train", ["--set", "labels.soft=2"], r"error: labels.soft must be in \[0, 1\], got 2.0"),
     ("train", ["--set", 'model.family="nosuch"'], "error: --set: model.family must be one of"),
-    ("train", ["--config", "nosuch.toml"], "error: config file not found: nosuch.toml"),
+    ("train", ["--config", "nosuch"], ("error: nosuch: no such config file or experiment; "
+                                      "experiments: default, adamax, batch128")),
     ("generate", ["RUN", "--n", "0", "--out", "OUT"], "error: --n must be positive, got 0"),
     ("generate", ["RUN", "--out", "OUT"], "error: RUN: no such file or directory"),
     ("generate", ["BAD", "--out", "OUT"], "error: BAD/config.toml: train.batch_size must be"),
@@ -25,7 +26,8 @@ CASES = [
     ("report", ["--steps", "x"], "error: --steps must be comma-separated integers"),
     ("animate", ["RUN", "--ms", "0"], "error: --ms must be positive, got 0"),
     ("bench", ["--batches", "-1"], "error: --batches must be positive integers"),
-    ("sanity", ["--strengths", "x"], "error: --strengths must be comma-separated numbers"),
+    ("sanity", ["--data", "A", "--strengths", "x"],
+     "error: --strengths must be comma-separated numbers"),
 ]
 
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def test_bad_key_in_a_file_names_the_file(tmp_path):
     path.write_text("[train\n")
     with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         config_lib.load(path)
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="missing.toml: no such config file or experiment"):
         config_lib.load(tmp_path / "missing.toml")
 
 
@@ -118,7 +119,8 @@ def small_data(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--set", "labels.flip_prob=2"], "labels.flip_prob must be in [0, 1]"),
-    (["--config", "experiments/nope.toml"], "config file not found"),
+    (["--config", "experiments/nope.toml"], "no such config file or experiment; experiments: "),
+    (["--config", "nope"], "nope: no such config file or experiment; experiments: default, "),
     (["--steps", "0"], "train.steps must be positive"),
     (["--data", "missing.h5", "--steps", "1"], "missing.h5: no such file"),
     (["--set", "train.batch_size=100000", "--steps", "1", "--data", "DATA"],
@@ -151,7 +153,7 @@ def test_the_readme_table_is_made_from_the_experiment_files():
     table of them must be the one they make."""
     rows = [f"| `make exp-{name}` | `experiments/{name}.toml` | {e.description} | {e.paper} |"
             for name, e in config_lib.experiments().items() if e.paper]
-    readme = (EXPERIMENTS_DIR.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "\n".join(rows) in readme
     assert set(PAPER) | {"default"} == {n for n, e in config_lib.experiments().items() if e.paper}
 
@@ -204,3 +206,20 @@ def test_no_metric_is_a_run_that_never_evaluates():
     assert config_lib.load(None, ['eval.metrics=""']).eval_metrics() == []
     with pytest.raises(ConfigError, match="eval.metrics: no metric named"):
         config_lib.load(None, ['eval.metrics=""', "eval.every=10"])
+
+
+def test_an_experiment_is_found_by_name_from_any_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("batch16", "batch16.toml"):
+        assert main(["--config", name, "--dry-run"]) == 0
+        printed = tomllib.loads(capsys.readouterr().out)
+        assert printed["train"]["batch_size"] == 16 and printed["output"]["name"] == "batch16"
+    (tmp_path / "batch16.toml").write_text("[train]\nbatch_size = 3\n")  # a path comes first
+    assert config_lib.load("batch16.toml").train.batch_size == 3
+
+
+def test_a_relative_data_path_is_kept_with_what_it_resolved_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", "faces.h5", "--dry-run"]) == 0
+    data = tomllib.loads(capsys.readouterr().out)["data"]
+    assert (data["path"], data["resolved_path"]) == ("faces.h5", str(tmp_path / "faces.h5"))

@@ -81,7 +81,7 @@ def test_training_logs_metrics_every_eval_every_steps(evaluated_run):
 def test_evaluate_run_reproduces_the_metrics_logged_in_training(evaluated_run, images,
                                                                  monkeypatch, capsys):
     # The run's data is the in-memory images of the fixture: serve them as its dataset.
-    monkeypatch.setattr("keras_ganime.evaluate.load_images", lambda *a: images)
+    monkeypatch.setattr("keras_ganime.data.load_images", lambda *a: images)
     assert evaluate_main([str(evaluated_run), "--all-checkpoints", "--json"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     logged = read_csv(evaluated_run / "metrics.csv")

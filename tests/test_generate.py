@@ -1,6 +1,7 @@
 """Sampling a run's generator (saved or from a checkpoint), interpolations, latent walks, the
 training animation, and the one-line errors of both command lines."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import animate, generate
+from keras_ganime import animate, evaluate, generate
 from keras_ganime import config as config_lib
 from keras_ganime.engine import Engine
 from keras_ganime.loop import fit, new_run
@@ -63,7 +64,7 @@ def test_run_and_its_generator_keras_give_the_same_samples(run, tmp_path, capsys
     images = sample(run, tmp_path / "run", "--n", "10")
     assert len(images) == 10
     assert all(image.shape == (SIZE, SIZE, 3) for image in images)
-    grid = picture(tmp_path / "run" / "grid.png", rows=3, cols=4)
+    grid = picture(tmp_path / "run-grid.png", rows=3, cols=4)
     for i, image in enumerate(images):
         np.testing.assert_array_equal(tile(grid, *divmod(i, 4)), image)
     assert "00009.png" in capsys.readouterr().out
@@ -182,3 +183,18 @@ def test_errors_are_one_line(run, tmp_path, module, make_args, message):
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert message in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_generated_folder_holds_the_samples_alone(run, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert generate.main([str(run), "--n", "7", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(7)]
+    assert (tmp_path / "gen-grid.png").is_file()
+    capsys.readouterr()
+    reals = tmp_path / "reals"
+    reals.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((SIZE, SIZE, 3), 40 * i, np.uint8)).save(reals / f"{i}.png")
+    assert evaluate.main(["compare", str(reals), str(out), "--metrics", "checkerboard",
+                          "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_b"] == 7

@@ -23,13 +23,14 @@ def test_an_old_config_loads_as_the_dcgan_with_its_values():
     assert cfg.family == "dcgan"
     table = config_lib.read_toml(OLD / "config.toml")
     flat = config_lib.flatten(cfg)
-    # Every value of the old file is read as it stood, and nothing else changed from the
-    # defaults but model.family, which the old file could not name.
+    # Every value of the old file is read as it stood, and the keys it could not name, added
+    # since, take their defaults.
     old = {f"{s}.{k}": v for s, values in table.items() for k, v in values.items()}
     assert {k: flat[k] for k in old} == old
     defaults = config_lib.flatten(config_lib.Config())
     assert {k for k in flat if flat[k] != defaults[k]} <= set(old)
-    assert set(flat) - set(old) == {"model.family"}
+    assert set(flat) - set(old) == {"model.family", "data.resolved_path", "data.cache_dir",
+                                    "output.progress_s"}
 
 
 def test_todays_checkpoint_has_the_old_variables(tmp_path):
