@@ -93,6 +93,9 @@ class OutputConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 10
     progress_s: float = 60.0  # without a terminal: a progress line at most this often
+    # Steps at which the paper judged its runs (and where its failures came): the generator is
+    # kept there, apart from the checkpoint ring, with a grid, and scored with eval.metrics.
+    milestones: str = "30000,60000,70000,100000"  # comma-separated steps; "" for none
 
 
 @dataclass
@@ -188,11 +191,20 @@ class Config:
             raise ConfigError(f"eval.samples must be at least 2, got {self.eval.samples}")
         if not self.output.runs_dir:
             raise ConfigError("output.runs_dir must not be empty")
+        try:
+            if any(m <= 0 for m in self.milestones()):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"output.milestones must be positive steps separated by commas, "
+                              f"got {self.output.milestones!r}") from None
         family_spec(self.family).validate(self)
         return self
 
     def eval_metrics(self) -> list[str]:
         return [m.strip() for m in self.eval.metrics.split(",") if m.strip()]
+
+    def milestones(self) -> list[int]:
+        return sorted({int(m) for m in self.output.milestones.split(",") if m.strip()})
 
 
 # --- checks, for the common sections and the families' own ------------------------------------

@@ -168,9 +168,12 @@ class Loop:
 
     def evaluate(self, step: int) -> None:
         evaluator = self.evaluator
-        self.scores.append({"step": step, **evaluator(self.engine.family),
+        start = time.perf_counter()
+        values = evaluator(self.engine.family)
+        self.scores.append({"step": step, **values, "eval_s": round(time.perf_counter() - start, 2),
                             "wall_s": self.wall_s()})
-        self.run.write_csv("metrics.csv", self.scores, ["step", *evaluator.names, "wall_s"])
+        self.run.write_csv("metrics.csv", self.scores,
+                           ["step", *evaluator.names, "eval_s", "wall_s"])
         viz.metric_plot({self.run.path.name: self.scores}, evaluator.names,
                         self.run.path / "metrics.png", self.run.path.name)
         for name in evaluator.names:
@@ -190,6 +193,7 @@ class Loop:
             viz.save_grid(tf.gather(engine.sampler.images, pick).numpy(), run.path / "reals.png",
                           8)
         writer = tf.summary.create_file_writer(str(run.path / "tensorboard"))
+        milestones = set(cfg.milestones())
         clock, last = time.perf_counter(), self.start
         with _Signals() as signals, writer.as_default():
             for step in range(self.start + 1, cfg.train.steps + 1):
@@ -200,9 +204,13 @@ class Loop:
                     self.log(step, {k: float(values[k]) for k in self.logged}, now - clock,
                              step - last)
                     clock, last = now, step
-                if self.evaluator is not None and cfg.eval.every and step % cfg.eval.every == 0:
+                milestone = step in milestones
+                if self.evaluator is not None and (
+                        milestone or cfg.eval.every and step % cfg.eval.every == 0):
                     self.evaluate(step)
-                if step % out.sample_every == 0 or step == cfg.train.steps:
+                if milestone:  # the sampling network alone, kept beside the checkpoint ring
+                    engine.export(run.milestones / f"{step:07d}.keras")
+                if step % out.sample_every == 0 or step == cfg.train.steps or milestone:
                     viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
                                   8)
                     self.write_plots()

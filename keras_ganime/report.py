@@ -80,17 +80,26 @@ def read_run(path: Path) -> Run:
 
 def chosen_steps(runs: list[Run], wanted: list[int] | None) -> list[int]:
     """Steps at which every run of the experiment that has grids has one: the ones asked for
-    (each moved to the nearest such step at or below it), else up to GRID_COLUMNS spread evenly."""
+    (each moved to the nearest such step at or below it); else the runs' milestones reached and
+    their failure steps; else up to GRID_COLUMNS spread evenly, with the failure steps."""
     with_grids = [set(r.samples) for r in runs if r.samples]
     common = sorted(set.intersection(*with_grids)) if with_grids else []
     if not common:
         return []
+    failed = {int(r.info["failed_at"]) for r in runs if "failed_at" in r.info}
+    if not wanted:
+        reached = {m for r in runs for m in r.cfg.milestones() if m <= common[-1]}
+        if reached:
+            wanted = sorted(reached | failed)
     if wanted:
         return sorted({max((s for s in common if s <= w), default=common[0]) for w in wanted})
     if len(common) <= GRID_COLUMNS:
-        return common
-    picks = [round(i * (len(common) - 1) / (GRID_COLUMNS - 1)) for i in range(GRID_COLUMNS)]
-    return [common[i] for i in picks]
+        picks = common
+    else:
+        picks = [common[round(i * (len(common) - 1) / (GRID_COLUMNS - 1))]
+                 for i in range(GRID_COLUMNS)]
+    at_failure = {max((s for s in common if s <= f), default=common[0]) for f in failed}
+    return sorted(set(picks) | at_failure)
 
 
 def at_step(rows: list[dict[str, float]], step: int, name: str) -> float | None:

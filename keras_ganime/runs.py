@@ -12,6 +12,7 @@
         checkpoints/     the family's networks and optimizers, the step, the random generator
         tensorboard/     summaries for TensorBoard
         generator.keras  the final generator
+        milestones/NNNNNNN.keras   the generator at each of output.milestones
         eval/NNNNNNN/metrics.json   `python -m keras_ganime.evaluate RUN`, per checkpoint
 """
 
@@ -93,6 +94,12 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    @property
+    def milestones(self) -> Path:
+        path = self.path / "milestones"
+        path.mkdir(exist_ok=True)
+        return path
 
     def write_json(self, name: str, value: dict[str, Any]) -> None:
         atomic_write(self.path / name, json.dumps(value, indent=2, default=str) + "\n")

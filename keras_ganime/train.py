@@ -84,7 +84,8 @@ def train(cfg: Config, resume: str | None) -> None:
     # A multi-worker strategy must be made before any other TensorFlow operation.
     chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
     engine = Engine(cfg, images)  # bad data fails here, before any run directory is made
-    evaluator = Evaluator(cfg, images) if cfg.eval.every else None
+    evaluator = Evaluator(cfg, images) if cfg.eval_metrics() and (
+        cfg.eval.every or cfg.milestones()) else None
     with open_run(cfg, resume, chief) as run:
         print(f"run directory: {run.path}", file=sys.stderr)
         Loop(engine, run, evaluator=evaluator).fit()

@@ -73,7 +73,7 @@ def evaluated_run(tmp_path_factory, images):
 def test_training_logs_metrics_every_eval_every_steps(evaluated_run):
     rows = read_csv(evaluated_run / "metrics.csv")
     assert [r["step"] for r in rows] == [3, 6]
-    assert list(rows[0]) == ["step", "swd", "checkerboard", "wall_s"]
+    assert list(rows[0]) == ["step", "swd", "checkerboard", "eval_s", "wall_s"]
     assert all(r["swd"] > 0 and r["checkerboard"] > 0 for r in rows)
     assert (evaluated_run / "metrics.png").stat().st_size > 1000
 

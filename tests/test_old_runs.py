@@ -30,7 +30,7 @@ def test_an_old_config_loads_as_the_dcgan_with_its_values():
     defaults = config_lib.flatten(config_lib.Config())
     assert {k for k in flat if flat[k] != defaults[k]} <= set(old)
     assert set(flat) - set(old) == {"model.family", "data.resolved_path", "data.cache_dir",
-                                    "output.progress_s"}
+                                    "output.progress_s", "output.milestones"}
 
 
 def test_todays_checkpoint_has_the_old_variables(tmp_path):

@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from keras_ganime.config import experiments
+from keras_ganime.config import ConfigError, experiments
 from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
 from keras_ganime.loop import fit, new_run
@@ -82,3 +82,31 @@ def test_a_folder_that_is_not_a_readable_run_is_named_with_why(runs_dir, tmp_pat
     assert err[1].startswith("skipped notes: ") and "not a run directory" in err[1]
     page = (tmp_path / "report" / "index.html").read_text()
     assert "skipped 00001-broken" in page and "1 run(s)" in page
+
+
+def test_milestones_keep_the_generator_score_it_and_fill_the_report(tmp_path):
+    """Milestones scaled down by the setting: the generator kept and scored at steps 2 and 5
+    with no other evaluation, a grid there, and the report's columns at those steps."""
+    images = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    cfg = tiny(**{"train.steps": 8, "output.milestones": "2,5", "output.sample_every": 100,
+                  "eval.metrics": "swd,checkerboard", "eval.samples": 32,
+                  "output.name": "batch16", "output.runs_dir": str(tmp_path / "runs")})
+    with new_run(cfg) as run:
+        fit(Engine(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
+    assert sorted(p.name for p in (run.path / "milestones").iterdir()) == [
+        "0000002.keras", "0000005.keras"]
+    scores = run.read_csv("metrics.csv")
+    assert [r["step"] for r in scores] == [2, 5] and all(r["eval_s"] > 0 for r in scores)
+    assert sorted(int(p.stem) for p in (run.path / "samples").glob("*.png")) == [2, 5, 8]
+    out = tmp_path / "report"
+    assert main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    for step, row in zip((2, 5), scores, strict=True):
+        assert f"<td>swd at {step}</td><td>{row['swd']:.3g}</td>" in page
+        assert f'src="00000-batch16-{step:07d}.png"' in page
+    assert "00000-batch16-0000008.png" not in page
+
+
+def test_milestones_must_be_steps():
+    with pytest.raises(ConfigError, match="output.milestones must be positive steps"):
+        tiny(**{"output.milestones": "100,x"})
