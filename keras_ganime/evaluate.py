@@ -162,6 +162,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                             "its first image's width)")
         p.add_argument("--metrics", default="fid_anime,kid_anime,swd",
                        help="comma-separated (default fid_anime,kid_anime,swd)")
+        p.add_argument("--sample", type=int, metavar="N",
+                       help="score N images of each set drawn at random (seed 0), so that sets "
+                            "of other sizes compare at one size (FID is biased by it)")
     else:
         p.add_argument("run", metavar="RUN", help="a run directory")
         p.add_argument("--all-checkpoints", action="store_true",
@@ -174,6 +177,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.compare = compare
     return args
+
+
+def sample(images: np.ndarray, n: int, name: str) -> np.ndarray:
+    """n of the images at random, the same ones for the same set."""
+    if n > len(images):
+        raise EvalError(f"{name}: --sample {n} is more than its {len(images)} images")
+    return images[np.sort(np.random.default_rng(SEED).choice(len(images), n, replace=False))]
 
 
 def show(results: list[dict[str, float]], as_json: bool) -> str:
@@ -190,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.compare:
             names = check_names(args.metrics.split(","), args.inception)
+            if args.sample is not None and args.sample < 2:
+                raise EvalError(f"--sample must be at least 2, got {args.sample}")
             a = image_set(args.a, args.size, progress)
             b = image_set(args.b, args.size or a.shape[1], progress)
+            if args.sample is not None:
+                a, b = (sample(x, args.sample, name) for x, name in ((a, args.a), (b, args.b)))
             results = [{**Scorer(a, names, args.inception)(b), "n_a": len(a), "n_b": len(b)}]
         else:
             names = check_names(args.metrics.split(","), args.inception) if args.metrics else None

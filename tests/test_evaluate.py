@@ -115,8 +115,21 @@ def test_compare_a_folder_with_an_hdf5_file_prints_one_json_line(tmp_path, image
     assert line["checkerboard"] == pytest.approx(metrics.checkerboard_score(images[32:]))
 
 
+def test_compare_samples_both_sets_to_one_size(tmp_path, images, capsys):
+    write_h5(tmp_path / "a.h5", images[:40], np.zeros(40, np.int32), [], ["a"] * 40)
+    write_h5(tmp_path / "b.h5", images[40:], np.zeros(24, np.int32), [], ["b"] * 24)
+    assert evaluate_main(["compare", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"),
+                          "--metrics", "swd", "--sample", "20", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["n_a"] == line["n_b"] == 20
+    pick = np.sort(np.random.default_rng(0).choice(40, 20, replace=False))
+    b = images[40:][np.sort(np.random.default_rng(0).choice(24, 20, replace=False))]
+    assert line["swd"] == pytest.approx(metrics.swd(images[:40][pick], b)["swd_mean"])
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["compare", "{tmp}/missing", "{tmp}/missing"], "missing: no such file"),
+    (["compare", "{tmp}", "{tmp}", "--sample", "1"], "--sample must be at least 2, got 1"),
     (["compare", "{tmp}", "{tmp}", "--metrics", "fid"], "unknown metric 'fid'"),
     (["{tmp}"], "not a run directory (no config.toml)"),
 ])
