@@ -20,7 +20,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
 .PHONY: venv test test-dist test-slow test-long lint bench report train encoder check-metrics \
-	exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+	data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ test-slow: $(STAMP)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -m long
+
+# The paper's dataset, nagadomi's animeface-character-dataset, downloaded, checked and prepared
+# as data/animeface.h5 (keras_ganime/fetch.py).
+data: $(STAMP)
+	$(PY) -m keras_ganime.data fetch animeface
 
 # Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
 encoder: $(STAMP)

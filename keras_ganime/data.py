@@ -343,6 +343,22 @@ def load_images(path: str, n_synth: int, image_size: int, cache: str = "") -> np
                   image_size)
 
 
+def split_tagged(src: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """A folder of tagged faces (images/ and tags.csv, as ../shared/data/anime-faces-64) ->
+    OUT_DIR/train.h5 and OUT_DIR/held-out.h5, split as the anime encoder was trained and tested
+    (encoder.split): a GAN trained on the first can be scored against the second, faces that
+    neither it nor the encoder has seen."""
+    from keras_ganime import encoder
+
+    faces = encoder.load_tagged_faces(src)
+    out_dir = Path(out_dir)
+    paths = (out_dir / "train.h5", out_dir / "held-out.h5")
+    for index, path in zip(encoder.split(len(faces.images)), paths, strict=True):
+        write_h5(path, faces.images[index], faces.hair[index], faces.hair_names,
+                 [faces.filenames[i] for i in index])
+    return paths
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -363,9 +379,32 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
     s.add_argument("--size", type=int, default=64, help="side in pixels (default 64)")
     s.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("split", help="tagged faces (images/, tags.csv) -> train.h5 and "
+                                     "held-out.h5, the anime encoder's split")
+    t.add_argument("src", help="folder with images/ and tags.csv")
+    t.add_argument("out_dir", help="folder for train.h5 and held-out.h5")
+    g = sub.add_parser("fetch", help="download, check and unzip a public dataset, then prepare it "
+                                     "(keras_ganime/fetch.py)")
+    g.add_argument("name", choices=["animeface"],
+                   help="animeface: nagadomi's animeface-character-dataset")
+    g.add_argument("--url", default=None, help="download from here instead of the author's page")
+    g.add_argument("--from-zip", metavar="PATH", default=None,
+                   help="use this zip, downloaded by hand, instead of downloading")
+    g.add_argument("--out", default="data/animeface.h5",
+                   help="output HDF5 file (default data/animeface.h5); the zip goes beside it")
+    g.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
+    g.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
     try:
-        if args.command == "prepare":
+        if args.command == "split":
+            for path in split_tagged(args.src, args.out_dir):
+                print(f"wrote {path} ({len(read_h5(path).images)} faces)")
+        elif args.command == "fetch":
+            from keras_ganime import fetch
+
+            print(fetch.fetch_animeface(args.out, args.url or fetch.ANIMEFACE_URL,
+                                        args.from_zip, args.size, args.force))
+        elif args.command == "prepare":
             # No progress bar into a pipe or log: stderr then holds just the one-line error.
             print(prepare(args.src, args.out, args.size, args.workers, args.force,
                           progress=sys.stderr.isatty()))
@@ -380,4 +419,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The module's own main, not __main__'s copy: the errors that fetch.py and encoder.py raise
+    # are keras_ganime.data.DataError, which a copy of this module would not catch.
+    from keras_ganime.data import main as module_main
+
+    sys.exit(module_main())

@@ -391,3 +391,25 @@ def test_write_read_round_trip_and_load_images_resizes(tmp_path):
     np.testing.assert_array_equal(load_images(str(tmp_path / "d.h5"), 0, 32), images)
     small = load_images(str(tmp_path / "d.h5"), 0, 16)
     assert small.shape == (3, 16, 16, 3) and small.dtype == np.uint8
+
+
+def test_split_holds_out_the_encoders_tenth(tmp_path):
+    """`data split`: tagged faces -> train.h5 and held-out.h5, disjoint, the held-out ones the
+    faces the anime encoder was tested on (encoder.split), so that a GAN trained on train.h5 is
+    scored against faces neither it nor the encoder has seen."""
+    from keras_ganime import encoder
+
+    (tmp_path / "faces" / "images").mkdir(parents=True)
+    rows = ["image,hair,eyes"]
+    for i in range(30):
+        Image.fromarray(np.full((64, 64, 3), i * 8, np.uint8)).save(
+            tmp_path / "faces" / "images" / f"{i}.png")
+        rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
+    (tmp_path / "faces" / "tags.csv").write_text("\n".join(rows) + "\n")
+    assert data.main(["split", str(tmp_path / "faces"), str(tmp_path / "out")]) == 0
+    train, held = (read_h5(tmp_path / "out" / f"{n}.h5") for n in ("train", "held-out"))
+    assert (len(train.images), len(held.images)) == (27, 3)
+    _, held_index = encoder.split(30)
+    assert sorted(held.filenames) == sorted(f"{i}.png" for i in held_index)
+    assert not set(train.filenames) & set(held.filenames)
+    np.testing.assert_array_equal(held.images[:, 0, 0, 0], [i * 8 for i in held_index])
