@@ -99,15 +99,19 @@ class Evaluator:
 
 
 def checkpoints(run: Path, all_checkpoints: bool) -> list[tuple[int, str]]:
-    """(step, checkpoint prefix) of the latest checkpoint, or of every one kept, oldest first."""
-    import tensorflow as tf
+    """(step, checkpoint prefix) of the newest checkpoint that reads completely, or of every one
+    kept that does, oldest first; each damaged one is skipped with a line."""
+    from keras_ganime import checkpoints as ckpts
+    from keras_ganime.runs import RunError
 
-    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
-    if state is None or not state.model_checkpoint_path:
-        raise EvalError(f"{run}: no checkpoint yet")
-    paths = list(state.all_model_checkpoint_paths) if all_checkpoints else [
-        state.model_checkpoint_path]
-    return [(int(p.rsplit("-", 1)[1]), p) for p in paths]
+    try:
+        found = ckpts.readable(run / "checkpoints") if all_checkpoints else [
+            p for p in [ckpts.newest_readable(run / "checkpoints")] if p]
+    except RunError as e:
+        raise EvalError(str(e)) from None
+    if not found:
+        raise EvalError(f"{run}: no checkpoint reads completely")
+    return [(ckpts.step_of(p), p) for p in found]
 
 
 def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,

@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from keras_ganime import checkpoints, distribute, families, viz
 from keras_ganime import config as config_lib
-from keras_ganime import distribute, families, viz
 from keras_ganime.config import Config
 from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
@@ -76,9 +76,9 @@ class Loop:
         self.progress_names = spec.progress(cfg)
         self.manager = tf.train.CheckpointManager(engine.checkpoint(), run.checkpoints,
                                                   cfg.output.keep_checkpoints)
-        if self.manager.latest_checkpoint:
-            self.manager.checkpoint.restore(
-                self.manager.latest_checkpoint).assert_existing_objects_matched()
+        latest = checkpoints.newest_readable(run.checkpoints)
+        if latest:
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
         self.start = int(engine.step.numpy())
         # Rows past the checkpoint belong to steps that will be run again.
         self.rows = [r for r in run.read_losses() if r["step"] <= self.start]

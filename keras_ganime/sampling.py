@@ -34,9 +34,14 @@ def build(cfg: Config) -> Family:
 
 
 def latest_checkpoint(run: Path) -> str:
-    import tensorflow as tf
+    """The run's newest checkpoint that reads completely (checkpoints.newest_readable)."""
+    from keras_ganime.checkpoints import newest_readable
+    from keras_ganime.runs import RunError
 
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    try:
+        latest = newest_readable(run / "checkpoints")
+    except RunError as e:
+        raise SamplingError(str(e)) from None
     if latest is None:
         raise SamplingError(f"{run}: the checkpoint index names no checkpoint files")
     return latest

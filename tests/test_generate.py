@@ -198,3 +198,25 @@ def test_a_generated_folder_holds_the_samples_alone(run, tmp_path, capsys):
     assert evaluate.main(["compare", str(reals), str(out), "--metrics", "checkerboard",
                           "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_b"] == 7
+
+
+def test_damaged_checkpoints_are_skipped_in_one_line_each(stopped, tmp_path, capsys):
+    """generate and evaluate take the newest checkpoint that reads completely; with none, one
+    line says so."""
+    run = tmp_path / stopped.name
+    shutil.copytree(stopped, run)
+    newest = run / "checkpoints" / "ckpt-6"
+    next(newest.parent.glob("ckpt-6.data-*")).write_bytes(b"\0" * 100)
+    assert generate.main([str(run), "--n", "2", "--out", str(tmp_path / "out")]) == 0
+    skipped = f"skipped checkpoint {newest}: it does not read completely"
+    assert [line[:len(skipped)] for line in capsys.readouterr().err.splitlines()] == [skipped]
+    assert evaluate.main([str(run), "--metrics", "checkerboard", "--samples", "8",
+                          "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["step"] == 3 and out.err.startswith(skipped)
+    (run / "checkpoints" / "ckpt-3.index").write_bytes(b"garbage")
+    assert generate.main([str(run), "--n", "2", "--out", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"error: {run / 'checkpoints'}: none of its 2 checkpoints reads "
+                       f"completely; start a new run, or copy the checkpoint files again")
+    assert len(err) == 3  # the two skips, then the error

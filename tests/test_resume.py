@@ -1,5 +1,6 @@
 """Checkpoints and resume: equivalence, kills at any moment, signals, locks, non-finite losses."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -141,3 +142,28 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
         state = r.read_json("run.json")
         assert state["status"] == "interrupted"
         assert f"ckpt-{state['step']}" in (run / "checkpoints" / "checkpoint").read_text()
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, images, capsys):
+    """ckpt-6 cut short (as by a full disk or an interrupted copy): resume says so in one line,
+    goes on from ckpt-3, and ends where a run in one go does."""
+    settings = {"output.checkpoint_every": 3, "output.log_every": 1,
+                "output.runs_dir": str(tmp_path)}
+    full = tiny(**settings, **{"train.steps": 9})
+    part = tiny(**settings, **{"train.steps": 6})
+    with new_run(full) as a:
+        fit(Engine(full, images), a, progress=False)
+    with new_run(part) as b:
+        fit(Engine(part, images), b, progress=False)
+    os.truncate(next(b.checkpoints.glob("ckpt-6.data-*")), 1000)
+    capsys.readouterr()
+    with RunDir(b.path) as b:
+        fit(Engine(full, images), b, progress=False)
+    assert capsys.readouterr().err.splitlines() == [
+        (f"skipped checkpoint {b.checkpoints / 'ckpt-6'}: it does not read completely "
+        f"(Read less bytes than requested)")]
+    va, vb = checkpoint_values(a), checkpoint_values(b)
+    assert va.keys() == vb.keys()
+    for key in va:
+        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
+    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))
