@@ -40,15 +40,29 @@ def losses(run: RunDir) -> list[tuple]:
     return [tuple(r[k] for k in LOSSES) for r in run.read_losses()]
 
 
-def test_half_resume_half_equals_one_go(tmp_path, images):
-    settings = {"output.checkpoint_every": 4, "output.log_every": 2,
+def whole_and_part(tmp_path, images, steps: int, every: int, log_every: int):
+    """A run of `steps` in one go and the same run stopped at step 6, with its settings."""
+    settings = {"output.checkpoint_every": every, "output.log_every": log_every,
                 "output.runs_dir": str(tmp_path)}
-    full = tiny(**settings, **{"train.steps": 12})
-    half = tiny(**settings, **{"train.steps": 6})
+    full = tiny(**settings, **{"train.steps": steps})
+    part = tiny(**settings, **{"train.steps": 6})
     with new_run(full) as a:
         fit(Engine(full, images), a, progress=False)
-    with new_run(half) as b:
-        fit(Engine(half, images), b, progress=False)
+    with new_run(part) as b:
+        fit(Engine(part, images), b, progress=False)
+    return full, a, b
+
+
+def assert_same_end(a: RunDir, b: RunDir) -> None:
+    va, vb = checkpoint_values(a), checkpoint_values(b)
+    assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
+    for key in va:
+        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
+    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here
+
+
+def test_half_resume_half_equals_one_go(tmp_path, images):
+    full, a, b = whole_and_part(tmp_path, images, steps=12, every=4, log_every=2)
     # As if killed after step 6 was logged but before its checkpoint: the latest is step 4, and
     # the CSV holds rows past it that the resumed run must replace, not repeat.
     for f in b.checkpoints.glob("ckpt-6.*"):
@@ -57,12 +71,8 @@ def test_half_resume_half_equals_one_go(tmp_path, images):
     assert [r["step"] for r in b.read_losses()] == [2, 4, 6]
     with RunDir(b.path) as b:
         fit(Engine(full, images), b, progress=False)
-    va, vb = checkpoint_values(a), checkpoint_values(b)
-    assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
-    for key in va:
-        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
     assert [row[0] for row in losses(a)] == [2, 4, 6, 8, 10, 12]
-    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here
+    assert_same_end(a, b)
 
 
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
@@ -147,14 +157,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, images, capsys):
     """ckpt-6 cut short (as by a full disk or an interrupted copy): resume says so in one line,
     goes on from ckpt-3, and ends where a run in one go does."""
-    settings = {"output.checkpoint_every": 3, "output.log_every": 1,
-                "output.runs_dir": str(tmp_path)}
-    full = tiny(**settings, **{"train.steps": 9})
-    part = tiny(**settings, **{"train.steps": 6})
-    with new_run(full) as a:
-        fit(Engine(full, images), a, progress=False)
-    with new_run(part) as b:
-        fit(Engine(part, images), b, progress=False)
+    full, a, b = whole_and_part(tmp_path, images, steps=9, every=3, log_every=1)
     os.truncate(next(b.checkpoints.glob("ckpt-6.data-*")), 1000)
     capsys.readouterr()
     with RunDir(b.path) as b:
@@ -162,8 +165,4 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, ima
     assert capsys.readouterr().err.splitlines() == [
         (f"skipped checkpoint {b.checkpoints / 'ckpt-6'}: it does not read completely "
         f"(Read less bytes than requested)")]
-    va, vb = checkpoint_values(a), checkpoint_values(b)
-    assert va.keys() == vb.keys()
-    for key in va:
-        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
-    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))
+    assert_same_end(a, b)
