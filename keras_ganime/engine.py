@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,12 @@ class Engine:
         return self.family.latents(tf.random.Generator.from_seed(self.cfg.train.seed + GRID_SEED),
                                    n)
 
+    def checkpoint_bytes(self) -> int:
+        """About the size of one checkpoint: the networks' and optimizers' variables."""
+        variables = [v for net in self.family.networks.values() for v in net.weights] + [
+            v for opt in self.family.optimizers.values() for v in opt.variables]
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
     def weights_finite(self) -> bool:
         return all(bool(tf.reduce_all(tf.math.is_finite(v)))
                    for net in self.family.networks.values() for v in net.weights)
@@ -262,4 +269,11 @@ class Engine:
         return to_uint8(self.family.sampler()(z, training=False))
 
     def export(self, path: Path) -> None:
-        self.family.export(path)
+        """The family's export, written beside and renamed: never half a file under the name."""
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        try:
+            self.family.export(tmp)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, e.strerror, str(path)) from None

@@ -11,12 +11,16 @@ SIGINT or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import os
+import resource
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Self
 
 import keras
@@ -36,6 +40,16 @@ GRID_SAMPLES = 64
 # loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
 # fresh on a slow CPU and cost nothing noticeable at GPU speeds.
 REFRESH_S = 30.0
+
+
+def _size(n: float) -> str:
+    if n == resource.RLIM_INFINITY:
+        return "unlimited"
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def _clock(seconds: float) -> str:
@@ -80,6 +94,11 @@ class Loop:
         if latest:
             self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
         self.start = int(engine.step.numpy())
+        need = cfg.output.keep_checkpoints * engine.checkpoint_bytes()
+        if (free := shutil.disk_usage(run.path).free) < need:
+            print(f"warning: {_size(free)} free for {run.path}, but its "
+                  f"{cfg.output.keep_checkpoints} checkpoints take about {_size(need)}",
+                  file=sys.stderr)
         # Rows past the checkpoint belong to steps that will be run again.
         self.rows = [r for r in run.read_losses() if r["step"] <= self.start]
         self.scores = [r for r in run.read_csv("metrics.csv") if r["step"] <= self.start]
@@ -106,7 +125,14 @@ class Loop:
         step = int(self.engine.step.numpy())
         self.fail_if_bad(step, check_weights=True)
         self.write_plots()
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as e:  # TensorFlow's own writer says it in its words
+            text = e.message or ""
+            code = (errno.ENOSPC if "No space left" in text else
+                    errno.EFBIG if "File too large" in text else errno.EIO)
+            raise OSError(code, os.strerror(code), str(self.run.checkpoints / f"ckpt-{step}")
+                          ) from None
         self.update_json(status=status, step=step)
 
     def update_json(self, **values: Any) -> None:
@@ -185,6 +211,36 @@ class Loop:
         return round(self.wall0 + time.perf_counter() - self.t0, 3)
 
     def fit(self) -> None:
+        """Trains to the end; a write that fails (a full disk, a size limit) ends the run with
+        one line naming the file, no temporary debris, the failure in run.json and the last
+        checkpoint still the latest, so that the run resumes once there is room."""
+        try:
+            self._train()
+        except OSError as e:
+            raise self.write_failed(e) from None
+
+    def write_failed(self, e: OSError) -> Stop:
+        step = int(self.engine.step.numpy())
+        self.bar.close()
+        for debris in [*self.run.checkpoints.glob("*_temp*"), *self.run.path.rglob(".*.tmp*")]:
+            shutil.rmtree(debris) if debris.is_dir() else debris.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            why = f"the disk is full ({_size(shutil.disk_usage(self.run.path).free)} free)"
+        elif e.errno == errno.EFBIG:
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            why = f"a file size limit was reached ({_size(limit)}; see ulimit -f)"
+        else:
+            why = e.strerror or type(e).__name__
+        reason = f"writing {e.filename} failed at step {step}: {why}"
+        with contextlib.suppress(OSError):  # the disk that refused the file may refuse this too
+            self.update_json(status="write failed", error=reason, error_step=step)
+        latest = checkpoints.listed(self.run.checkpoints)
+        kept = f"the latest checkpoint is still {Path(latest[-1]).name}" if latest else (
+            "no checkpoint was written yet")
+        return Stop(f"{reason}; {kept}; make room, then continue with python -m "
+                    f"keras_ganime.train --resume {self.run.path}", exit_code=2)
+
+    def _train(self) -> None:
         cfg, out, engine, run = self.cfg, self.cfg.output, self.engine, self.run
         fixed = engine.fixed_latents(GRID_SAMPLES)
         if self.start == 0:

@@ -57,13 +57,18 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write then rename, so a kill at any moment leaves the old file or the new one."""
+    """Write then rename, so a kill at any moment leaves the old file or the new one; a write
+    that fails (a full disk) leaves the old one and no temporary file, and names the file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 class RunDir:
