@@ -19,7 +19,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 # train`, and exp-all runs the others, the paper's, one after the other.
 EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: venv test test-dist test-slow test-long lint bench report train encoder check-metrics \
+.PHONY: venv test test-dist test-slow test-long lint bench soak report train encoder check-metrics \
 	data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
@@ -60,6 +60,10 @@ check-metrics: $(STAMP)
 # make bench BENCH="--batches 64 --baseline ../pre-split" (a git worktree of an earlier commit)
 bench: $(STAMP)
 	$(PY) -m keras_ganime.bench $(BENCH)
+
+# A long run holds: memory flat and speed steady over 10,000 steps at 32 px (bench.soak).
+soak: $(STAMP)
+	$(PY) -m keras_ganime.bench --soak 10000
 
 report: $(STAMP)
 	$(PY) -m keras_ganime.report --runs runs --out report

@@ -222,6 +222,39 @@ def training_rss(batch: int) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def resident_mb() -> float:
+    """This process's resident memory now (not its peak), from /proc."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def soak(steps: int, block: int = 1000, log: Any = None) -> dict[str, Any]:
+    """A long run holds: the reference at 32 px, batch 16, for `steps` steps in one process,
+    with the resident memory and the images/s of every block of `block` steps. It holds when
+    the memory at the end is within 3% or 30 MB of that after the first block, and the last
+    block's speed within 10% of the second block's (the first includes tracing)."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.engine import Engine
+
+    cfg = config_lib.load(None, ["model.image_size=32", "train.batch_size=16",
+                                 "train.warmup_steps=0"])
+    engine = Engine(cfg, _images(DATASET, 32))
+    blocks = []
+    for b in range(steps // block):
+        seconds = _timed(engine.train_step, block)
+        blocks.append({"step": (b + 1) * block, "rss_mb": round(resident_mb(), 1),
+                       "images_per_s": round(block * cfg.train.batch_size / seconds, 1)})
+        if log:
+            log(f"soak: {blocks[-1]}")
+    first, second, last = blocks[0], blocks[min(1, len(blocks) - 1)], blocks[-1]
+    growth = last["rss_mb"] - first["rss_mb"]
+    drift = last["images_per_s"] / second["images_per_s"] - 1
+    return {"blocks": blocks, "rss_growth_mb": round(growth, 1),
+            "rss_growth": round(growth / first["rss_mb"], 4), "speed_change": round(drift, 4),
+            "holds": bool((growth <= 30 or growth <= 0.03 * first["rss_mb"])
+                          and abs(drift) <= 0.10)}
+
+
 def op_profile(batch: int, steps: int = 3) -> list[tuple[str, float]]:
     """(op type, share of the kernel time) over `steps` training steps, from the TensorFlow
     profiler's trace of the compute threads: where the time of the step goes."""
@@ -425,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
                         "measured in the same turns as a fourth contender")
     p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
     p.add_argument("--rss", type=int, metavar="BATCH", help=argparse.SUPPRESS)
+    p.add_argument("--soak", type=int, metavar="STEPS",
+                   help="only train the reference at 32 px for STEPS steps (make soak: 10000) "
+                        "and print its memory and speed per 1,000 steps as JSON")
     p.add_argument("--profile", type=int, metavar="BATCH",
                    help="only print the share of the step's kernel time per op type")
     args = p.parse_args(argv)
@@ -434,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rss:
         print(training_rss(args.rss))
         return 0
+    if args.soak:
+        if args.soak < 2000:
+            print(f"error: --soak needs at least 2000 steps, got {args.soak}", file=sys.stderr)
+            return 2
+        result = soak(args.soak, log=lambda text: print(text, file=sys.stderr, flush=True))
+        print(json.dumps(result))
+        return 0 if result["holds"] else 1
     if args.profile:
         shares = op_profile(args.profile)
         print("\n".join(f"{share:6.1%}  {name}" for name, share in shares if share >= 0.005))

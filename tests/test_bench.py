@@ -46,3 +46,18 @@ def test_ratio_quartiles_by_hand():
     # position 1.25 -> 2 + 0.25 * 1, position 3.75 -> 4 + 0.75 * 1.
     assert quartiles([2.0, 6.0, 4.0, 10.0], [1.0, 2.0, 1.0, 2.0]) == [2.25, 4.75]
     assert quartiles([3.0], [2.0]) == [1.5, 1.5]  # --quick: one repeat
+
+
+def test_soak_reports_memory_and_speed_per_block():
+    from keras_ganime.bench import soak
+
+    result = soak(6, block=2)
+    blocks = result["blocks"]
+    assert [b["step"] for b in blocks] == [2, 4, 6]
+    assert all(b["rss_mb"] > 100 and b["images_per_s"] > 0 for b in blocks)
+    growth = blocks[-1]["rss_mb"] - blocks[0]["rss_mb"]
+    assert result["rss_growth_mb"] == round(growth, 1)
+    speed = blocks[-1]["images_per_s"] / blocks[1]["images_per_s"] - 1
+    assert result["speed_change"] == round(speed, 4)
+    assert result["holds"] == ((growth <= 30 or growth <= 0.03 * blocks[0]["rss_mb"])
+                               and abs(speed) <= 0.10)
