@@ -84,7 +84,8 @@ class StepContext:
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = fn(x)
-        return y, tape.gradient(tf.reduce_sum(y), x)
+            total = tf.reduce_sum(y)  # inside the tape, or it has nothing to differentiate
+        return y, tape.gradient(total, x)
 
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:

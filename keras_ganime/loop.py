@@ -78,8 +78,9 @@ class _Signals:
 
 
 class Loop:
-    """Trains `engine` in `run` up to cfg.train.steps, resuming from the run's latest checkpoint
-    if it has one, scored by `evaluator` every eval.every steps."""
+    """Trains `engine` in `run` up to cfg.train.steps, resuming from the run's newest readable
+    checkpoint if it has one, scored by `evaluator` every eval.every steps and at each milestone.
+    """
 
     def __init__(self, engine: Engine, run: RunDir, progress: bool = True,
                  evaluator: Evaluator | None = None) -> None:
