@@ -19,8 +19,8 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 # train`, and exp-all runs the others, the paper's, one after the other.
 EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: venv test test-dist test-slow test-long lint bench soak report train encoder check-metrics \
-	data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
+.PHONY: venv test test-dist test-slow test-long test-torture lint bench soak report train encoder \
+	check-metrics data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ test-slow: $(STAMP)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -m long
+
+# One run SIGKILLed at 20 moments (inside checkpoint, CSV and plot writes), resumed after each,
+# ends bit for bit as the run in one go (tests/test_torture.py); -s prints the moments.
+test-torture: $(STAMP)
+	$(PY) -m pytest -m torture -s tests/test_torture.py
 
 # The paper's dataset, nagadomi's animeface-character-dataset, downloaded, checked and prepared
 # as data/animeface.h5 (keras_ganime/fetch.py).

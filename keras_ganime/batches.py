@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_ganime.data import DataError
+from keras_ganime.data import check_enough
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:
@@ -26,10 +26,7 @@ class Sampler:
     """
 
     def __init__(self, images: np.ndarray, batch_size: int, sampling: str, seed: int) -> None:
-        if batch_size > len(images):
-            raise DataError(
-                f"train.batch_size {batch_size} is larger than the dataset ({len(images)} images)"
-            )
+        check_enough(images, batch_size)
         self.images = tf.constant(images, tf.uint8)
         self.n = len(images)
         self.batch_size = batch_size

@@ -44,27 +44,44 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _reads(prefix: str, say: Callable[[str], None]) -> bool:
-    reason = damage(prefix)
-    if reason is not None:
-        say(f"skipped checkpoint {prefix}: it does not read completely ({reason})")
-    return reason is None
+def _skipped(prefix: str, reason: str) -> str:
+    return f"skipped checkpoint {prefix}: it does not read completely ({reason})"
+
+
+def _none_reads(directory: Path, prefixes: list[str], newest_reason: str) -> RunError:
+    """One line for a run none of whose checkpoints reads: the skips it would have said are
+    summed up in it, the newest's reason shown."""
+    return RunError(f"{directory}: none of its {len(prefixes)} checkpoints reads completely "
+                    f"(the newest, {Path(prefixes[-1]).name}: {newest_reason}); start a new "
+                    f"run, or copy the checkpoint files again")
 
 
 def readable(directory: Path, say: Callable[[str], None] = _stderr) -> list[str]:
-    """The listed checkpoints that read completely, oldest first; `say` gets one line per
-    damaged one."""
-    return [prefix for prefix in listed(directory) if _reads(prefix, say)]
+    """The listed checkpoints that read completely, oldest first, and `say` gets one line per
+    damaged one; [] when none is listed; RunError when some are and none reads."""
+    prefixes = listed(directory)
+    reasons = {prefix: damage(prefix) for prefix in prefixes}
+    good = [prefix for prefix in prefixes if reasons[prefix] is None]
+    if prefixes and not good:
+        raise _none_reads(directory, prefixes, str(reasons[prefixes[-1]]))
+    for prefix in prefixes:
+        if (reason := reasons[prefix]) is not None:
+            say(_skipped(prefix, reason))
+    return good
 
 
 def newest_readable(directory: Path, say: Callable[[str], None] = _stderr) -> str | None:
     """The newest checkpoint that reads completely, each newer one skipped with a line; None
     when the directory has none; RunError when it has some and none reads."""
     prefixes = listed(directory)
+    reasons = []  # of the newest first, said only once one reads
     for prefix in reversed(prefixes):
-        if _reads(prefix, say):
+        reason = damage(prefix)
+        if reason is None:
+            for skipped, why in zip(reversed(prefixes), reasons):
+                say(_skipped(skipped, why))
             return prefix
+        reasons.append(reason)
     if prefixes:
-        raise RunError(f"{directory}: none of its {len(prefixes)} checkpoints reads completely; "
-                       f"start a new run, or copy the checkpoint files again")
+        raise _none_reads(directory, prefixes, reasons[0])
     return None

@@ -20,6 +20,7 @@ import multiprocessing.pool
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ from tqdm import tqdm
 from keras_ganime import synth as synth_faces
 
 STR = h5py.string_dtype()
+# The smallest image side `prepare` takes (and the smallest --size): below it a file is no face.
+MIN_SIDE = 8
+MAKE_H5 = "make one with python -m keras_ganime.data prepare FOLDER OUT.h5"
 
 
 class DataError(ValueError):
@@ -55,6 +59,7 @@ class PrepareSummary:
     megabytes: float
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     ignored: int = 0  # files whose extension Pillow does not read
+    ignored_names: list[str] = field(default_factory=list)  # the first few of them
 
     def __str__(self) -> str:
         text = (
@@ -62,11 +67,13 @@ class PrepareSummary:
             f"{self.seconds:.1f} s ({self.count / max(self.seconds, 1e-9):.0f} images/s)"
         )
         if self.ignored:
-            text += f"; ignored {self.ignored} files that are not images by name"
+            names = ", ".join(self.ignored_names) + (", ..." if self.ignored > len(
+                self.ignored_names) else "")
+            text += f"; ignored {self.ignored} files that are not images by name: {names}"
         if self.bad:
             shown = "\n".join(f"  {name}: {why}" for name, why in self.bad[:20])
             more = f"\n  ... and {len(self.bad) - 20} more" if len(self.bad) > 20 else ""
-            text += f"\nskipped {len(self.bad)} unreadable files:\n{shown}{more}"
+            text += f"\nskipped {len(self.bad)} image files:\n{shown}{more}"
         return text
 
 
@@ -100,16 +107,21 @@ def read_h5(path: str | Path) -> ImageSet:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    names = ("images", "labels", "class_names", "filenames")
     try:
         with h5py.File(path, "r") as f:
+            if missing := [n for n in names if n not in f]:
+                raise DataError(f"{path}: not a keras_ganime HDF5 file (it has no "
+                                f"{', '.join(map(repr, missing))}); {MAKE_H5}")
             images = f["images"][...]
             labels = f["labels"][...]
             class_names = [s.decode() for s in f["class_names"][...]]
             filenames = [s.decode() for s in f["filenames"][...]]
-    except (OSError, KeyError) as e:
-        raise DataError(f"{path}: not a keras_ganime HDF5 file ({e})") from None
+    except (OSError, KeyError, AttributeError) as e:  # h5py's errors; str arrays of bytes
+        raise DataError(f"{path}: not a keras_ganime HDF5 file ({e}); {MAKE_H5}") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or not len(images):
-        raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array")
+        raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array, got "
+                        f"{images.dtype} {images.shape}; {MAKE_H5}")
     return ImageSet(images, labels, class_names, filenames)
 
 
@@ -138,7 +150,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def _decode(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
     path, size = job
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Over 89 M pixels Pillow only warns (on stderr, from every worker) and then decodes
+            # the whole picture for a thumbnail: one bad file, like those over its error limit.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            if min(img.size) < MIN_SIDE:
+                return None, (f"too small ({img.width}x{img.height} pixels; at least {MIN_SIDE} "
+                              f"a side)")
             img.draft("RGB", (size, size))  # let JPEG decode at a reduced scale: much faster
             img = to_rgb(img)
             if img.size != (size, size):
@@ -148,13 +168,14 @@ def _decode(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
         return None, f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
 
-def _find_images(src: Path) -> tuple[list[Path], list[str], int]:
-    """Files under src (flat, or one sub-folder per class), the class names, and how many files
-    were left out because their extension is not an image format Pillow reads."""
+def _find_images(src: Path) -> tuple[list[Path], list[str], list[str]]:
+    """Files under src (flat, or one sub-folder per class), the class names, and the files left
+    out because their extension is not an image format Pillow reads."""
     if not src.is_dir():
-        raise DataError(f"{src}: no such folder")
+        raise DataError(f"{src}: no such folder; name a folder of images (flat, or one "
+                        f"sub-folder per class)")
     extensions = set(Image.registered_extensions())
-    files, ignored = [], 0
+    files, ignored = [], []
     for root, dirs, names in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
@@ -163,9 +184,10 @@ def _find_images(src: Path) -> tuple[list[Path], list[str], int]:
             if Path(name).suffix.lower() in extensions:
                 files.append(Path(root) / name)
             else:
-                ignored += 1
+                ignored.append((Path(root) / name).relative_to(src).as_posix())
     if not files:
-        raise DataError(f"{src}: no image files found (looked for {len(extensions)} extensions)")
+        raise DataError(f"{src}: no image files found (looked for {len(extensions)} extensions); "
+                        f"put images in it (PNG, JPEG, ...), flat or one sub-folder per class")
     class_names = sorted({f.parent.relative_to(src).as_posix() for f in files} - {"."})
     return files, class_names, ignored
 
@@ -201,7 +223,7 @@ class Folder:
     class_names: list[str]  # its sub-folders; [] for a flat folder
     labels: np.ndarray  # int32 index into class_names per image; -1 for images at the top level
     bad: list[tuple[str, str]]  # (file, why) for each image file that could not be decoded
-    ignored: int  # files left out because their extension is not an image format
+    ignored: list[str]  # files left out because their extension is not an image format
 
 
 def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
@@ -220,7 +242,9 @@ def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
     bad = [(files[i].relative_to(src).as_posix(), why) for i, (a, why) in enumerate(results)
            if a is None]
     if not keep:
-        raise DataError(f"{src}: none of its {len(files)} image files could be read")
+        raise DataError(f"{src}: none of its {len(files)} image files could be used (such as "
+                        f"{bad[0][0]}: {bad[0][1]}); check that they are images Pillow opens, "
+                        f"at least {MIN_SIDE} pixels a side")
     index = {name: i for i, name in enumerate(class_names)}
     parents = [files[i].parent.relative_to(src).as_posix() for i in keep]
     return Folder(np.stack([results[i][0] for i in keep]),
@@ -240,7 +264,8 @@ def prepare(
     folder = read_folder(src, size, workers, progress)
     write_h5(out, folder.images, folder.labels, folder.class_names, folder.files)
     return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
-                          out.stat().st_size / 2**20, folder.bad, folder.ignored)
+                          out.stat().st_size / 2**20, folder.bad, len(folder.ignored),
+                          folder.ignored[:5])
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -341,6 +366,14 @@ def load_images(path: str, n_synth: int, image_size: int, cache: str = "") -> np
     """
     return resize(read_h5(path or default_dataset(n_synth, image_size, cache)).images,
                   image_size)
+
+
+def check_enough(images: np.ndarray, batch_size: int) -> None:
+    """DataError unless there are at least batch_size images to draw a batch from."""
+    if batch_size > len(images):
+        raise DataError(f"train.batch_size {batch_size} is larger than the dataset ({len(images)} "
+                        f"images); set a smaller one (--set train.batch_size=N) or prepare more "
+                        f"images")
 
 
 def split_tagged(src: str | Path, out_dir: str | Path) -> tuple[Path, Path]:

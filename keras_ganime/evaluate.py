@@ -128,7 +128,9 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
             config_lib.set_value(cfg, key, value)
     cfg.validate()
     if not (run / "checkpoints" / "checkpoint").is_file():  # said before TensorFlow starts
-        raise EvalError(f"{run}: no checkpoint yet")
+        raise EvalError(f"{run}: no checkpoint yet; train it to its first checkpoint "
+                        f"(output.checkpoint_every) with python -m keras_ganime.train --resume "
+                        f"{run}")
     found = checkpoints(run, all_checkpoints)
     evaluator = Evaluator(cfg, cfg.data.images(cfg.model.image_size))
     family = sampling.build(cfg)

@@ -34,7 +34,7 @@ from keras_ganime.config import Config
 from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
 from keras_ganime.failure import metric_failure
-from keras_ganime.runs import RunDir, Stop, atomic_write, new_run_dir
+from keras_ganime.runs import RUN_FORMAT, RunDir, Stop, atomic_write, new_run_dir, package_version
 
 GRID_SAMPLES = 64
 # loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
@@ -57,6 +57,17 @@ def _clock(seconds: float) -> str:
         return "?"
     minutes, s = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}"
+
+
+def clear_debris(run: RunDir) -> None:
+    """Deletes what the trainer's writes cut short leave behind: our temporary files
+    (.NAME.tmp*), TensorFlow's unmerged checkpoint shards (ckpt-N_temp/) and its half-written
+    index (checkpoint.tmpHEX). For the process that holds the run's lock: only the trainer writes
+    these places (eval/, which `evaluate` writes without the lock, is left alone)."""
+    places = [run.path, run.path / "samples", run.path / "milestones"]
+    for debris in [*(p for place in places for p in place.glob(".*.tmp*")),
+                   *run.checkpoints.glob("*_temp*"), *run.checkpoints.glob("checkpoint.tmp*")]:
+        shutil.rmtree(debris) if debris.is_dir() else debris.unlink(missing_ok=True)
 
 
 class _Signals:
@@ -85,6 +96,7 @@ class Loop:
     def __init__(self, engine: Engine, run: RunDir, progress: bool = True,
                  evaluator: Evaluator | None = None) -> None:
         self.engine, self.run, self.evaluator = engine, run, evaluator
+        clear_debris(run)  # a process killed mid-write left it; nothing else ever would
         self.cfg = cfg = engine.cfg
         spec = families.SPECS[cfg.family]
         self.logged, self.plots = spec.logged(cfg), spec.plots(cfg)
@@ -223,8 +235,7 @@ class Loop:
     def write_failed(self, e: OSError) -> Stop:
         step = int(self.engine.step.numpy())
         self.bar.close()
-        for debris in [*self.run.checkpoints.glob("*_temp*"), *self.run.path.rglob(".*.tmp*")]:
-            shutil.rmtree(debris) if debris.is_dir() else debris.unlink(missing_ok=True)
+        clear_debris(self.run)
         if e.errno == errno.ENOSPC:
             why = f"the disk is full ({_size(shutil.disk_usage(self.run.path).free)} free)"
         elif e.errno == errno.EFBIG:
@@ -295,6 +306,7 @@ def new_run(cfg: Config) -> RunDir:
     run = RunDir(new_run_dir(cfg.output.runs_dir, cfg.output.name))
     atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
     run.write_json("run.json", {"status": "created", "step": 0, "argv": sys.argv,
+                                "keras_ganime": package_version(), "run_format": RUN_FORMAT,
                                 "tensorflow": tf.__version__, "keras": keras.__version__})
     return run
 

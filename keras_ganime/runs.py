@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import importlib.metadata
 import io
 import json
 import os
@@ -27,6 +28,39 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
+
+# The layout of a run directory, in run.json: raised when a version changes it so that an older
+# one would misread it. A run without the field predates it and is format 1.
+RUN_FORMAT = 1
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("keras_ganime")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
+def run_json_problem(run: Path) -> str | None:
+    """Why this version cannot use the run, from its run.json, in one line; None if it can
+    (or if the run has no run.json yet)."""
+    path = run / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_bytes())
+    except (ValueError, OSError) as e:  # UnicodeDecodeError is a ValueError too
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return (f"{path}: not valid JSON ({why}); copy it again, or delete it to go on without "
+                f"the run's record of its status and failure")
+    if not isinstance(info, dict):
+        return f"{path}: not a run's record (a JSON object); copy it again, or delete it"
+    fmt = info.get("run_format", 1)
+    if not isinstance(fmt, int) or fmt > RUN_FORMAT:
+        return (f"{run}: made by keras_ganime {info.get('keras_ganime', '?')} (run format "
+                f"{fmt}), newer than this one ({package_version()}, run format {RUN_FORMAT}); "
+                f"upgrade keras_ganime (pip install -U keras_ganime) to use this run")
+    return None
 
 
 class RunError(RuntimeError):
@@ -71,6 +105,24 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from None
 
 
+def in_use(path: Path) -> str:
+    return (f"{path}: in use by another training process; wait for it to end, or stop it "
+            f"(Ctrl-C saves a checkpoint), then resume")
+
+
+def check_free(path: str | Path) -> None:
+    """RunError if another process holds the run directory now: said before TensorFlow starts.
+    `RunDir` takes the lock itself later; this only looks, and creates nothing."""
+    lock = Path(path) / ".lock"
+    if not lock.is_file():  # every holder makes it: none, no holder
+        return
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(in_use(Path(path))) from None
+
+
 class RunDir:
     """A run directory held by this process alone (an advisory lock) until `close`."""
 
@@ -84,7 +136,7 @@ class RunDir:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise RunError(f"{self.path}: in use by another training process") from None
+            raise RunError(in_use(self.path)) from None
         (self.path / "samples").mkdir(exist_ok=True)
 
     def close(self) -> None:

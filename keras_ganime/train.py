@@ -17,10 +17,10 @@ from pathlib import Path
 
 from keras_ganime import config as config_lib
 from keras_ganime.config import Config, ConfigError
-from keras_ganime.data import DataError
+from keras_ganime.data import DataError, check_enough
 from keras_ganime.evaluate import EvalError
 from keras_ganime.features import FeatureError
-from keras_ganime.runs import RunError, Stop
+from keras_ganime.runs import RunError, Stop, check_free
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,9 +73,12 @@ def resolve(args: argparse.Namespace) -> Config:
 
 
 def train(cfg: Config, resume: str | None) -> None:
-    """Loads the data (no TensorFlow yet: a bad file is reported before it starts), builds the
-    engine and trains."""
+    """Loads the data (no TensorFlow yet: a bad file, a run in use or too few images is
+    reported before it starts), builds the engine and trains."""
+    if resume and cfg.train.distribute != "multiworker":  # there the chief alone takes the lock
+        check_free(resume)
     images = cfg.data.images(cfg.model.image_size)
+    check_enough(images, cfg.train.batch_size)
     from keras_ganime import distribute
     from keras_ganime.engine import Engine
     from keras_ganime.evaluate import Evaluator

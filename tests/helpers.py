@@ -1,11 +1,16 @@
-"""What several test modules share: the tiny reference configuration, random images, and
-snapshots of a model's weights."""
+"""What several test modules share: the tiny reference configuration, random images,
+snapshots of a model's weights, and the end state of a run."""
 
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from keras_ganime import config as config_lib
+from keras_ganime.runs import RunDir
+
+# loss.csv's columns that a rerun of the same steps cannot repeat: they time the machine.
+TIMED = ("images_per_s", "wall_s")
 
 
 def tiny(**overrides) -> config_lib.Config:
@@ -29,3 +34,26 @@ def snapshot(model) -> list[np.ndarray]:
 
 def changed(before, model) -> list[bool]:
     return [not np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights)]
+
+
+def checkpoint_values(run: RunDir) -> dict[str, np.ndarray]:
+    """Every tensor of the run's latest checkpoint but the count of saves (which a resumed run
+    has made more or fewer of)."""
+    reader = tf.train.load_checkpoint(str(run.checkpoints))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if "save_counter" not in k and k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def losses(run: RunDir) -> list[tuple]:
+    """loss.csv's rows, every column but the timed ones, in the file's order (step first)."""
+    return [tuple(v for k, v in r.items() if k not in TIMED) for r in run.read_losses()]
+
+
+def assert_same_end(a: RunDir, b: RunDir) -> None:
+    """Both runs' latest checkpoints equal bit for bit, and so do their loss.csv rows."""
+    va, vb = checkpoint_values(a), checkpoint_values(b)
+    assert va.keys() == vb.keys() and len(va) > 50  # both models, both optimizers, rng, step
+    for key in va:
+        np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
+    assert [list(r) for r in a.read_losses()] == [list(r) for r in b.read_losses()]
+    np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here

@@ -20,7 +20,6 @@ CASES = [
     ("evaluate", ["compare", "A", "B", "--metrics", "fid"], "error: unknown metric 'fid'"),
     ("evaluate", ["RUN"], "error: RUN: not a run directory"),
     ("evaluate", ["BAD"], "error: BAD/config.toml: train.batch_size must be positive"),
-    ("evaluate", ["EMPTY"], "error: EMPTY: no checkpoint yet"),
     ("train", ["--data", "missing.h5"], "error: missing.h5: no such file"),
     ("data", ["synth", "OUT.h5", "--n", "-1"], "error: --n must be positive, got -1"),
     ("report", ["--steps", "x"], "error: --steps must be comma-separated integers"),
@@ -33,13 +32,13 @@ CASES = [
 
 @pytest.mark.parametrize("tool, argv, message", CASES, ids=[f"{c[0]}:{c[1][-1]}" for c in CASES])
 def test_a_bad_argument_is_one_line_before_tensorflow(tmp_path, tool, argv, message):
-    # BAD: a run directory whose config.toml holds a bad setting; EMPTY: one with no checkpoint.
-    for name, text in (("BAD", "[train]\nbatch_size = -3\n"), ("EMPTY", "")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.toml").write_text(text)
-    paths = ("RUN", "BAD", "EMPTY", "OUT", "A", "B", "OUT.h5")
+    # BAD: a run directory whose config.toml holds a bad setting. Bad files of every other kind
+    # (configs, data, runs, models): tests/test_bad_input.py.
+    (tmp_path / "BAD").mkdir()
+    (tmp_path / "BAD" / "config.toml").write_text("[train]\nbatch_size = -3\n")
+    paths = ("RUN", "BAD", "OUT", "A", "B", "OUT.h5")
     argv = [str(tmp_path / a) if a in paths else a for a in argv]
-    for name in ("RUN", "BAD", "EMPTY"):
+    for name in ("RUN", "BAD"):
         message = message.replace(name, str(tmp_path / name))
     code = (f"import sys\nfrom keras_ganime import {tool}\nstatus = {tool}.main({argv!r})\n"
             f"print('tensorflow' in sys.modules)\nsys.exit(status)")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import http.server
 import io
 import socket
-import subprocess
-import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ from PIL import Image
 from keras_ganime import data, fetch
 from keras_ganime.data import DataError, read_h5
 
-REPO = Path(__file__).resolve().parents[1]
 CHARACTERS = ("000_hatsune_miku", "001_kinomoto_sakura", "002_suzumiya_haruhi")
 PER_CHARACTER = 4
 PREFIX = "animeface-character-dataset/thumb"
@@ -216,26 +213,3 @@ def test_no_server(tmp_path: Path) -> None:
         run(tmp_path, url=url)
     assert_one_line(e, url, "--from-zip")
     assert not list(tmp_path.iterdir())
-
-
-def test_command_line_no_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}/animeface-character-dataset.zip"
-    argv = ["fetch", "animeface", "--url", url, "--out", str(tmp_path / "a.h5"), "--size", "16"]
-    assert data.main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("error: ") and url in lines[0] and "--from-zip" in lines[0]
-    assert captured.out == ""
-
-
-def test_module_command_no_server(tmp_path: Path) -> None:
-    # As `python -m`, where data.py is __main__ and its DataError another class than fetch's.
-    url = f"http://127.0.0.1:{free_port()}/animeface-character-dataset.zip"
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_ganime.data", "fetch", "animeface", "--url", url, "--out",
-         str(tmp_path / "a.h5")], check=False, capture_output=True, text=True, cwd=REPO,
-        timeout=60)
-    assert done.returncode == 2, done.stderr
-    assert len(done.stderr.splitlines()) == 1, done.stderr
-    assert url in done.stderr and "--from-zip" in done.stderr
