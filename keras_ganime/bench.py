@@ -66,15 +66,18 @@ def forward_flops(model: Any) -> int:
     return 2 * total
 
 
-def step_flops(g_forward: int, d_forward: int) -> int:
-    """FLOPs of one image through one reference training step, a backward pass costing twice
-    its forward pass:
+def step_flops(g_forward: int, d_forward: int, g_steps: int = 1) -> int:
+    """FLOPs of one image through one DCGAN training step, a backward pass costing twice its
+    forward pass:
         fakes for D (G forward)                                 G
-        D on reals, D on fakes (forward + backward, twice)      2 * 3D
-        G through D (G, D forward; D input-grad, G backward)    G + D + D + 2G
-    = 4 G + 8 D; for the 64x64 reference, 2.80 GFLOP per image.
+        D on reals, D on fakes (forward + backward)             2 * 3D
+        each of G's `g_steps` updates through D
+            (G, D forward; D input-grad, G backward)            G + D + D + 2G
+    = 4 G + 8 D for the reference; for its 64x64 networks, 2.80 GFLOP per image. D stepped once
+    on the sum or twice costs the same; G on D's very fakes runs G again all the same (a
+    stateless pass, families/dcgan.py); a skipped D update is counted as made.
     """
-    return 4 * g_forward + 8 * d_forward
+    return g_forward + 6 * d_forward + g_steps * (3 * g_forward + 2 * d_forward)
 
 
 # --- workers -----------------------------------------------------------------------------------
@@ -103,41 +106,53 @@ def _timed(step: Any, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def _engine(batch: int, images: Any) -> Any:
-    """The project's engine with its default settings at `batch`, training G from the first
-    step."""
+def _engine(batch: int, images: Any, experiment: str | None = None) -> Any:
+    """The project's engine with an experiment's settings (none: the defaults) at `batch`,
+    training G from the first step."""
     from keras_ganime import config as config_lib
     from keras_ganime.engine import Engine
 
-    return Engine(config_lib.load(None, [f"train.batch_size={batch}", "train.warmup_steps=0"]),
-                  images)
+    return Engine(config_lib.load(experiment, [f"train.batch_size={batch}",
+                                               "train.warmup_steps=0"]), images)
+
+
+def experiment_flops(experiment: str | None = None) -> int:
+    """step_flops of an experiment's networks and step (none: the reference)."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.families.dcgan import build_discriminator, build_generator
+
+    cfg = config_lib.load(experiment)
+    return step_flops(forward_flops(build_generator(cfg.model)),
+                      forward_flops(build_discriminator(cfg.model)), cfg.train.g_steps)
 
 
 class ProjectWorker:
     def __init__(self) -> None:
         self.images = _images(DATASET, 64)
-        self.steps: dict[tuple[int, bool], Any] = {}
+        self.steps: dict[tuple[int, bool, str | None], Any] = {}
 
-    def _step(self, batch: int, in_memory: bool) -> Any:
-        if (batch, in_memory) not in self.steps:
+    def _step(self, batch: int, in_memory: bool, experiment: str | None) -> Any:
+        key = (batch, in_memory, experiment)
+        if key not in self.steps:
             # The two steps of one batch size stay alive, to be timed in turns; memory is
             # measured apart, in a fresh process per batch size (training_rss).
-            if any(b != batch for b, _ in self.steps):
+            if any(k[0] != batch or k[2] != experiment for k in self.steps):
                 self.steps.clear()
             import tensorflow as tf
 
             from keras_ganime.batches import to_float
 
-            engine = _engine(batch, self.images)
+            engine = _engine(batch, self.images, experiment)
             if in_memory:
                 fixed = to_float(tf.constant(self.images[:batch]))  # one constant batch
                 engine.reals = lambda indices: fixed
             engine.train_step()  # trace and warm up
-            self.steps[batch, in_memory] = engine.train_step
-        return self.steps[batch, in_memory]
+            self.steps[key] = engine.train_step
+        return self.steps[key]
 
-    def measure(self, batch: int, steps: int, in_memory: bool = False) -> float:
-        return batch * steps / _timed(self._step(batch, in_memory), steps)
+    def measure(self, batch: int, steps: int, in_memory: bool = False,
+                experiment: str | None = None) -> float:
+        return batch * steps / _timed(self._step(batch, in_memory, experiment), steps)
 
     def peak(self) -> float:
         import tensorflow as tf
@@ -147,13 +162,8 @@ class ProjectWorker:
         best = min(_timed(lambda: tf.reduce_sum(tf.matmul(a, a)), 1) for _ in range(2))
         return 2 * MATMUL**3 / best / 1e9
 
-    def flops(self) -> int:
-        from keras_ganime.families.dcgan import build_discriminator, build_generator
-        from keras_ganime.families.dcgan_settings import DCGANModel
-
-        cfg = DCGANModel()
-        return step_flops(forward_flops(build_generator(cfg)),
-                          forward_flops(build_discriminator(cfg)))
+    def flops(self, experiment: str | None = None) -> int:
+        return experiment_flops(experiment)
 
 
 class ReferenceWorker:
@@ -298,7 +308,7 @@ def worker(kind: str) -> None:
         elif req["op"] == "peak":
             out = impl.peak()
         else:
-            out = impl.flops()
+            out = impl.flops(**req.get("options", {}))
         print(json.dumps({"value": out}), flush=True)
 
 
@@ -408,6 +418,51 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any,
             w.close()
 
 
+def bench_experiments(names: list[str], repeats: int, seconds: float, log: Any
+                      ) -> list[dict[str, Any]]:
+    """Images/s and share of the practical peak of each experiment's step at its own batch size,
+    in one worker, at least one step per repeat, the peak measured in the same turns."""
+    from keras_ganime import config as config_lib
+
+    project = Worker("project", None)
+    project.wait_ready()
+    try:
+        results = []
+        for name in names:
+            batch = config_lib.load(name).train.batch_size
+            flops = project.ask("flops", options={"experiment": name})
+            options = {"experiment": name}
+            rate = project.ask("measure", batch=batch, steps=1, options=options)  # and warm-up
+            steps = max(1, round(seconds * rate / batch))
+            runs, peaks = [], []
+            for r in range(repeats):
+                runs.append(project.ask("measure", batch=batch, steps=steps, options=options))
+                peaks.append(project.ask("peak"))
+                log(f"{name} (batch {batch}) repeat {r + 1}/{repeats}: {runs[-1]:.1f} images/s")
+            ips, peak = statistics.median(runs), statistics.median(peaks)
+            results.append({"experiment": name, "batch": batch, "images_per_s": round(ips, 2),
+                            "gflop_per_image": round(flops / 1e9, 3),
+                            "gflops": round(ips * flops / 1e9, 1), "peak_gflops": round(peak, 1),
+                            "peak_fraction": round(ips * flops / 1e9 / peak, 3),
+                            "repeats": repeats, "steps_per_repeat": steps})
+        return results
+    finally:
+        project.close()
+
+
+def experiments_table(results: list[dict[str, Any]]) -> str:
+    head = "experiment            batch  images/s  GFLOP/image  GFLOP/s  peak GFLOP/s  of peak"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(f"{r['experiment']:<20}  {r['batch']:>5}  {r['images_per_s']:>8.1f}  "
+                    f"{r['gflop_per_image']:>11.3f}  {r['gflops']:>7.1f}  "
+                    f"{r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.1%}")
+    rows.append(f"each experiment's training step at its own batch size, median of "
+                f"{results[0]['repeats']} repeats; practical peak: float32 matmul "
+                f"{MATMUL}x{MATMUL}, in the same turns")
+    return "\n".join(rows)
+
+
 def quartiles(a: list[float], b: list[float]) -> list[float]:
     """The first and third quartiles of a[i] / b[i], a and b measured in the same repeat."""
     ratios = [x / y for x, y in zip(a, b)]
@@ -456,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", metavar="DIR",
                    help="another checkout of keras_ganime (e.g. git worktree add DIR COMMIT) "
                         "measured in the same turns as a fourth contender")
+    p.add_argument("--experiments", metavar="NAMES",
+                   help="only each experiment's step at its own batch size (comma-separated "
+                        "names, or `all`): images/s and share of peak")
     p.add_argument("--worker", choices=["project", "reference"], help=argparse.SUPPRESS)
     p.add_argument("--rss", type=int, metavar="BATCH", help=argparse.SUPPRESS)
     p.add_argument("--soak", type=int, metavar="STEPS",
@@ -481,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         shares = op_profile(args.profile)
         print("\n".join(f"{share:6.1%}  {name}" for name, share in shares if share >= 0.005))
         return 0
+    if args.experiments:
+        return _experiments_main(args)
     text = args.batches or ("16" if args.quick else "16,64,128")
     try:
         batches = [int(b) for b in text.split(",")]
@@ -505,6 +565,24 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(json.dumps(r) for r in results))
     else:
         print(table(results))
+    return 0
+
+
+def _experiments_main(args: argparse.Namespace) -> int:
+    from keras_ganime import config as config_lib
+
+    known = config_lib.experiments()
+    names = list(known) if args.experiments == "all" else args.experiments.split(",")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"error: --experiments: no experiment {', '.join(unknown)}; experiments: "
+              f"{', '.join(known)}", file=sys.stderr)
+        return 2
+    repeats, seconds = (1, 1.0) if args.quick else (5, 4.0)
+    results = bench_experiments(names, repeats, seconds,
+                                lambda text: print(text, file=sys.stderr, flush=True))
+    print("\n".join(json.dumps(r) for r in results) if args.json else
+          experiments_table(results))
     return 0
 
 

@@ -10,6 +10,7 @@ TensorFlow: every command line checks its settings before TensorFlow starts.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_ganime import metric_names
+from keras_ganime.runs import run_json_problem
 
 # Shipped in the package, so that an installed copy finds them; a checkout's top-level
 # experiments/ is a link to this folder.
@@ -27,7 +29,16 @@ OPTIMIZERS = ("adam", "adamax", "sgd")
 
 
 class ConfigError(ValueError):
-    """A bad setting; its message is one line naming the key."""
+    """A bad setting; its message is one line naming the key. `key` is that key where one value
+    alone is at fault, so that an error can be laid at the door of the file that set it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# Where a file is not valid TOML: the way to see what valid settings look like.
+TOML_HINT = "python -m keras_ganime.train --dry-run prints every setting as valid TOML"
 
 
 # --- the common sections: every family has them ---------------------------------------------
@@ -154,7 +165,7 @@ class Config:
     def validate(self) -> Config:
         for key, value in flatten(self).items():
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number, got {value}")
+                raise ConfigError(f"{key} must be a finite number, got {value}", key)
         check_positive(self, [
             "model.image_size", "model.latent_dim", "data.synth_n", "train.batch_size",
             "train.steps", "output.log_every", "output.sample_every", "output.checkpoint_every",
@@ -177,7 +188,8 @@ class Config:
                            "g_optim.beta_2", "d_optim.momentum", "g_optim.momentum"], 0.0, 1.0,
                     closed=False)
         if not 0 <= self.train.seed < 2**32:
-            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}")
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {self.train.seed}",
+                              "train.seed")
         check_not_negative(self, ["eval.every", "d_optim.epsilon", "g_optim.epsilon",
                                   "output.progress_s"])
         if not self.output.name or "/" in self.output.name:
@@ -213,19 +225,20 @@ class Config:
 def check_positive(cfg: Config, keys: Iterable[str]) -> None:
     for key in keys:
         if get(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be positive, got {get(cfg, key)}")
+            raise ConfigError(f"{key} must be positive, got {get(cfg, key)}", key)
 
 
 def check_not_negative(cfg: Config, keys: Iterable[str]) -> None:
     for key in keys:
         if get(cfg, key) < 0:
-            raise ConfigError(f"{key} must not be negative, got {get(cfg, key)}")
+            raise ConfigError(f"{key} must not be negative, got {get(cfg, key)}", key)
 
 
 def check_choices(cfg: Config, choices: Mapping[str, Sequence[str]]) -> None:
     for key, allowed in choices.items():
         if get(cfg, key) not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {get(cfg, key)!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {get(cfg, key)!r}",
+                              key)
 
 
 def check_range(cfg: Config, keys: Iterable[str], low: float, high: float,
@@ -235,7 +248,7 @@ def check_range(cfg: Config, keys: Iterable[str], low: float, high: float,
         value = get(cfg, key)
         if not (low <= value <= high if closed else low <= value < high):
             raise ConfigError(f"{key} must be in [{low:g}, {high:g}{']' if closed else ')'}, "
-                              f"got {value}")
+                              f"got {value}", key)
 
 
 # --- families, keys and values -------------------------------------------------------------
@@ -283,8 +296,10 @@ def _unknown(cfg: Config, key: str) -> ConfigError:
                            f"model.family = {cfg.family!r}")
     section, _, _ = key.partition(".")
     if section in cfg.sections and "." in key:
-        names = ", ".join(sorted(f.name for f in dataclasses.fields(cfg.sections[section])))
-        return ConfigError(f"unknown setting {key!r}; {section} has {names}")
+        fields = sorted(f.name for f in dataclasses.fields(cfg.sections[section]))
+        close = difflib.get_close_matches(key.partition(".")[2], fields, n=1)
+        guess = f" (did you mean {section}.{close[0]}?)" if close else ""
+        return ConfigError(f"unknown setting {key!r}{guess}; {section} has {', '.join(fields)}")
     return ConfigError(f"unknown setting {key!r}; sections are {', '.join(sorted(cfg.sections))}")
 
 
@@ -317,7 +332,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        raise ConfigError(f"{path}: not valid TOML ({e}); {TOML_HINT}") from None
+    except UnicodeDecodeError as e:  # tomllib decodes the bytes first, and says nothing of it
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 text: byte "
+                          f"{e.object[e.start]:#04x} at position {e.start}); {TOML_HINT}"
+                          ) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -355,7 +374,15 @@ def build(table: dict[str, Any], source: str, overrides: Sequence[str] = ()) -> 
     for key, value in pairs:
         if key != "model.family":
             set_value(cfg, key, value)
-    return cfg.validate()
+    try:
+        return cfg.validate()
+    except ConfigError as e:
+        # A bad value that the file set, and no override replaced, is the file's to fix.
+        in_file = {f"{s}.{k}" for s, values in table.items() if isinstance(values, dict)
+                   for k in values}
+        if e.key in in_file - {k for k, _ in pairs}:
+            raise ConfigError(f"{source}: {e}", e.key) from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -364,7 +391,9 @@ class Experiment:
 
     name: str  # the file's stem, which is also its output.name
     description: str = ""  # one line
-    paper: str = ""  # what the paper (or seed) reports of it, stated here only
+    paper: str = ""  # what its source reports of it, stated here only
+    source: str = ""  # the seed document it reproduces; empty: the paper
+    base: str = ""  # an experiment whose settings this one changes (its name or path)
 
 
 def _experiment(path: Path, table: dict[str, Any]) -> Experiment:
@@ -402,8 +431,29 @@ def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Confi
         return build({}, "defaults", overrides)
     path = experiment_file(path)
     table = read_toml(path)
-    _experiment(Path(path), table)
-    return build({k: v for k, v in table.items() if k != "experiment"}, str(path), overrides)
+    if not table:  # an empty file is the defaults; more likely a save or a copy that failed
+        raise ConfigError(f"{path}: holds no settings; write the ones to change in it ("
+                          f"{TOML_HINT}), or leave out --config for the defaults")
+    return build(settings(Path(path), table), str(path), overrides)
+
+
+def settings(path: Path, table: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An experiment file's settings on top of its base's, section by section."""
+    base = _experiment(path, table).base
+    own = {k: v for k, v in table.items() if k != "experiment"}
+    if not base:
+        return own
+    if path.stem in seen or Path(base).stem in (*seen, path.stem):
+        raise ConfigError(f"{path}: [experiment] base = {base!r} leads back to "
+                          f"{path.stem}; a base must not build on itself")
+    base_path = experiment_file(base)
+    merged = settings(base_path, read_toml(base_path), (*seen, path.stem))
+    for section, values in own.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
 
 
 def from_dict(table: dict[str, Any], source: str) -> Config:
@@ -411,14 +461,19 @@ def from_dict(table: dict[str, Any], source: str) -> Config:
     try:
         return build(table, source)
     except ConfigError as e:
-        raise ConfigError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
+        raise ConfigError(str(e) if str(e).startswith(source) else f"{source}: {e}",
+                          e.key) from None
 
 
 def read_run_config(run: str | Path) -> Config:
     """The settings of a run directory, from its config.toml: the one reader of it."""
     path = Path(run) / "config.toml"
     if not path.is_file():
-        raise ConfigError(f"{run}: not a run directory (no config.toml)")
+        raise ConfigError(f"{run}: not a run directory (no config.toml); name a folder that "
+                          f"python -m keras_ganime.train made, such as runs/00000-default")
+    # Before its settings: a newer version's run may hold settings this one does not know.
+    if (problem := run_json_problem(Path(run))) is not None:
+        raise ConfigError(problem)
     return from_dict(read_toml(path), str(path))
 
 

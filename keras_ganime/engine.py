@@ -47,10 +47,12 @@ def use_xla(cfg: TrainConfig) -> bool:
 
 class StepContext:
     """What a phase's arithmetic borrows from the engine (families/base.py says what each does):
-    gradients, and the replicas' count."""
+    gradients, and the replicas' count. A frozen context computes the losses and steps nothing:
+    a held phase whose gate is closed (`Phase.hold`)."""
 
-    def __init__(self, replicas: int) -> None:
+    def __init__(self, replicas: int, frozen: bool = False) -> None:
         self.replicas = replicas
+        self.frozen = frozen
 
     def update(self, optimizer: keras.optimizers.Optimizer, variables: list[Any],
                loss_fn: Callable[[], tuple[tf.Tensor, Any]]) -> tuple[tf.Tensor, Any]:
@@ -64,6 +66,8 @@ class StepContext:
     def update_many(self, steps: Sequence[tuple[keras.optimizers.Optimizer, list[Any]]],
                     loss_fn: Callable[[], tuple[Sequence[tf.Tensor], Any]]
                     ) -> tuple[Sequence[tf.Tensor], Any]:
+        if self.frozen:
+            return loss_fn()
         with tf.GradientTape(persistent=len(steps) > 1) as tape:
             losses, aux = loss_fn()
             # A replica differentiates its slice's mean over the number of replicas, so that the
@@ -139,6 +143,7 @@ class Engine:
                                     aggregation=once) if any(p.gate for p in self.phases) else None
         self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
         self.context = StepContext(self.replicas)
+        self.frozen = StepContext(self.replicas, frozen=True)
         # Not compiled with XLA under a strategy (config.py refuses jit_compile = on there).
         self.train_step = tf.function(
             self._step, jit_compile=False if self.strategy else use_xla(cfg.train))
@@ -198,21 +203,25 @@ class Engine:
 
     def _phase(self, phase: Phase, indices: tf.Tensor, draws: Draws,
                seen: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
-        """The phase's outputs for the global batch, float32, and whether it ran (None: always).
+        """The phase's outputs for the global batch, float32, and whether it ran (None: always;
+        a held phase always runs, frozen while its gate is closed).
         """
-        def run() -> dict[str, tf.Tensor]:
+        def run(ctx: StepContext = self.context) -> dict[str, tf.Tensor]:
             if self.strategy is None:
-                out = self.family.run_phase(phase.name, self.reals(indices), draws, self.context)
+                out = self.family.run_phase(phase.name, self.reals(indices), draws, ctx)
                 return {k: tf.cast(v, tf.float32) for k, v in out.items()}
-            return self._replicated(phase, indices, draws)
+            return self._replicated(phase, indices, draws, ctx)
 
+        if phase.hold:
+            gate = tf.cast(phase.gate(seen), tf.bool)
+            return tf.cond(gate, run, lambda: run(self.frozen)), None
         due = self._due(phase, seen)
         if due is None:
             return run(), None
         skipped = {name: tf.constant(np.nan, tf.float32) for name in phase.outputs}
         return tf.cond(due, run, lambda: skipped), due
 
-    def _replicated(self, phase: Phase, indices: tf.Tensor, draws: Draws
+    def _replicated(self, phase: Phase, indices: tf.Tensor, draws: Draws, ctx: StepContext
                     ) -> dict[str, tf.Tensor]:
         """The phase on each replica's slice of the global batch (the values-function form of a
         distributed dataset); its outputs are the global batch's means."""
@@ -226,7 +235,7 @@ class Engine:
 
         def replica_step(indices: tf.Tensor, *per_sample: tf.Tensor) -> dict[str, tf.Tensor]:
             sliced = Draws(dict(zip(names, per_sample)), draws.per_batch)
-            out = self.family.run_phase(phase.name, self.reals(indices), sliced, self.context)
+            out = self.family.run_phase(phase.name, self.reals(indices), sliced, ctx)
             mean = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.MEAN, [tf.cast(v, tf.float32) for v in out.values()])
             return dict(zip(out, mean))

@@ -3,6 +3,7 @@
     python -m keras_ganime.generate runs/00007-batch16 --n 64 --out faces/
     python -m keras_ganime.generate runs/00007-batch16/generator.keras --interpolate --out faces/
     python -m keras_ganime.generate runs/00007-batch16 --walk 3 --steps 9 --out faces/
+    python -m keras_ganime.generate runs/00012-seed003 --manipulate --out faces/
 
 The source is a run directory (its generator.keras, else its latest checkpoint) or a .keras file.
 The latent vectors are drawn as in training, by the run's family, reproducibly from --seed.
@@ -11,8 +12,11 @@ The latent vectors are drawn as in training, by the run's family, reproducibly f
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +38,8 @@ if TYPE_CHECKING:
     from keras_ganime.families.base import Family
 
 ROWS = 8  # interpolations or walks in one picture, one per row
-WALK_SCALE = 3.0  # the walk multiplies a component by factors from -3 to 3
+WALK_SCALE = 3.0  # the walk and the manipulation multiply a component by factors from -3 to 3
+MANIPULATE_END = 100  # --manipulate's rows: components 1, 11, ... below this
 
 
 class GenerateError(Exception):
@@ -50,6 +55,34 @@ class Source:
     config: Config | None  # the run's settings; None for a .keras file away from its run
 
 
+def _layers(config: object) -> Iterator[str]:
+    """Every class_name in a Keras model's config, nested models' too."""
+    if isinstance(config, dict):
+        if isinstance(config.get("class_name"), str):
+            yield config["class_name"]
+        for value in config.values():
+            yield from _layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _layers(value)
+
+
+def check_model_file(path: Path) -> None:
+    """A .keras file read as far as it can be without TensorFlow: a zip with a model's
+    config.json and no Lambda layer, whose Python code Keras would refuse to run (or run)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GenerateError(f"{path}: not a Keras model file ({why}); copy it again, or sample "
+                            f"from its run directory") from None
+    if "Lambda" in _layers(config):
+        raise GenerateError(f"{path}: holds a Lambda layer, Python code that is not loaded from "
+                            f"a file since it could run anything; sample from a generator.keras "
+                            f"that keras_ganime saved, or from its run directory")
+
+
 def find_source(path: Path) -> Source:
     """A run directory or a .keras file, checked as far as it can be without loading anything."""
     if not path.exists():
@@ -57,12 +90,14 @@ def find_source(path: Path) -> Source:
     if path.is_file():
         if path.suffix != ".keras":
             raise GenerateError(f"{path}: neither a run directory nor a .keras generator")
+        check_model_file(path)
         # A generator.keras still in its run directory keeps the run's family and latents.
         beside = path.parent / "config.toml"
         return Source(path, path, config_lib.read_run_config(path.parent)
                       if beside.is_file() else None)
     cfg = config_lib.read_run_config(path)
     if (path / "generator.keras").is_file():
+        check_model_file(path / "generator.keras")
         return Source(path, path / "generator.keras", cfg)
     if not (path / "checkpoints" / "checkpoint").is_file():
         raise GenerateError(f"{path}: no generator.keras and no checkpoint yet")
@@ -125,6 +160,41 @@ def walk(base: np.ndarray, index: int, steps: int) -> np.ndarray:
     return z.reshape(-1, base.shape[1])
 
 
+def manipulation(base: np.ndarray, components: list[int], factors: np.ndarray,
+                 cumulative: bool = False) -> np.ndarray:
+    """Seed 003's latent-manipulation figure: one row per component, base with that component
+    multiplied by each factor. `cumulative` is the seed's code, which never resets its mask
+    between rows: each earlier row's component stays multiplied by the last factor."""
+    mask = np.ones_like(base)
+    rows = []
+    for c in components:
+        if not cumulative:
+            mask = np.ones_like(base)
+        for k in factors:
+            mask[c] = k
+            rows.append(base * mask)
+    return np.stack(rows)
+
+
+def parse_components(text: str, latent_dim: int) -> list[int]:
+    """--components: comma-separated indices of the latent vector."""
+    try:
+        components = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise GenerateError(f"--components must be integers separated by commas, got "
+                            f"{text!r}") from None
+    outside = [c for c in components if not 0 <= c < latent_dim]
+    if outside:
+        raise GenerateError(f"--components {','.join(map(str, outside))} outside [0, "
+                            f"{latent_dim}): the latent size")
+    return components
+
+
+def default_components(latent_dim: int) -> str:
+    """Seed 003's: components 1, 11, ..., 91 (0-based; its prose says 1st, 10th, ..., 90th)."""
+    return ",".join(str(c) for c in range(1, min(latent_dim, MANIPULATE_END), 10))
+
+
 def write_grid(images: np.ndarray, path: Path, cols: int) -> str:
     """viz.save_grid, saying what it wrote."""
     picture = viz.save_grid(images, path, cols)
@@ -163,8 +233,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--walk", type=int, metavar="I",
                       help=f"{ROWS} rows, each scaling latent component I by -{WALK_SCALE:g} "
                            f"to {WALK_SCALE:g}")
-    p.add_argument("--steps", type=int, default=8,
-                   help="images per row of --interpolate or --walk (default 8)")
+    mode.add_argument("--manipulate", action="store_true",
+                      help="seed 003's figure: one fixed z, a row per component (--components), "
+                           f"each multiplied by -{WALK_SCALE:g} to {WALK_SCALE:g}")
+    p.add_argument("--components", metavar="I,J,...",
+                   help="--manipulate's components (default 1,11,...,91)")
+    p.add_argument("--cumulative", action="store_true",
+                   help="--manipulate as seed 003's code does it: earlier rows' components stay "
+                        f"multiplied by {WALK_SCALE:g}")
+    p.add_argument("--steps", type=int,
+                   help="images per row of --interpolate or --walk (default 8), of "
+                        "--manipulate (default 10)")
     return p.parse_args(argv)
 
 
@@ -184,6 +263,15 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
         ends = draw(2 * ROWS)
         z = interpolation(ends[:ROWS], ends[ROWS:], args.steps)
         return [write_grid(images(z), out / "interpolate.png", args.steps)]
+    if args.manipulate:
+        components = parse_components(
+            args.components or default_components(family.cfg.model.latent_dim),
+            family.cfg.model.latent_dim)
+        z = manipulation(draw(1)[0], components, walk_scales(args.steps), args.cumulative)
+        name = "manipulate-cumulative.png" if args.cumulative else "manipulate.png"
+        scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
+        return [write_grid(images(z), out / name, args.steps),
+                f"  rows: z[{'], z['.join(map(str, components))}]; columns: times {scales}"]
     if args.walk is not None:
         z = walk(draw(ROWS), args.walk, args.steps)
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
@@ -197,11 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.n <= 0:
             raise GenerateError(f"--n must be positive, got {args.n}")
+        if args.steps is None:
+            args.steps = 10 if args.manipulate else 8
         if args.steps < 2:
             raise GenerateError(f"--steps must be at least 2, got {args.steps}")
+        if (args.components or args.cumulative) and not args.manipulate:
+            raise GenerateError("--components and --cumulative go with --manipulate")
         source = find_source(Path(args.source))
         if source.config is not None:  # a bare .keras file tells its latent size once loaded
             check_walk(args.walk, source.config.model.latent_dim)
+            if args.components:
+                parse_components(args.components, source.config.model.latent_dim)
         out = Path(args.out)
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,13 @@
-"""One HTML page from every run under runs/, beside what the paper reports; `make report`.
+"""One HTML page from every run under runs/, beside what the paper (or the source) reports;
+`make report`.
 
     python -m keras_ganime.report [--runs runs] [--out report] [--steps 30000,100000]
 
 Runs are grouped by experiment (output.name); several seeds of one experiment are summarised by
 their mean and spread. Per experiment the page shows the loss curves (as the paper's Figures 3, 5
 and 7), the fixed-noise grids at the chosen steps side by side (as its Figures 2, 4 and 6), the
-metric curves, and a table of the measured numbers next to the paper's words. The page links
+metric curves, a table of the measured numbers next to the source's words, and per run the
+losses and D's real and fake scores at a few steps (as seed 002's table). The page links
 only to PNG files written beside it, so the folder can be copied anywhere.
 """
 
@@ -132,6 +134,39 @@ def paper_says(name: str) -> str:
     return known.paper if known and known.paper else "not one of the paper's experiments."
 
 
+def who_says(name: str) -> str:
+    """Whose report `paper_says` quotes: the experiment's source document, else the paper."""
+    known = config_lib.experiments().get(name)
+    return known.source if known and known.source else "the paper"
+
+
+SCORE_COLUMNS = ("g_loss", "d_loss", "real_score", "fake_score")
+SCORE_ROWS = 6
+
+
+def score_rows(losses: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Seed 002's table of a run: G's loss, D's (on reals plus on fakes), and D's mean output on
+    reals and on fakes, each of one step (as the seed's per-epoch lines are of the epoch's last
+    batch), at up to SCORE_ROWS logged steps spread evenly, the last included."""
+    if not losses or "real_score" not in losses[0]:
+        return []
+    picks = sorted({round(i * (len(losses) - 1) / (SCORE_ROWS - 1)) for i in range(SCORE_ROWS)})
+    return [{"step": losses[i]["step"], "g_loss": losses[i]["g_loss"],
+             "d_loss": losses[i]["d_loss0"] + losses[i]["d_loss1"],
+             "real_score": losses[i]["real_score"], "fake_score": losses[i]["fake_score"]}
+            for i in picks]
+
+
+def score_table(losses: list[dict[str, float]]) -> str:
+    rows = score_rows(losses)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{c}</th>" for c in ("mini-batch", *SCORE_COLUMNS))
+    body = "".join("<tr>" + f"<td>{r['step']:,}</td>" + "".join(
+        f"<td>{r[c]:.4f}</td>" for c in SCORE_COLUMNS) + "</tr>" for r in reversed(rows))
+    return f'<table class="scores"><tr>{head}</tr>{body}</table>'
+
+
 def table_rows(runs: list[Run], steps: list[int]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     names = [n for n in TABLE_METRICS if any(n in r for run in runs for r in run.scores)]
@@ -165,7 +200,8 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
     parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2><div class="row">',
              (f"<table><tr><th>measured: {len(runs)} run(s), seeds {seeds}</th><th>mean ± sd</th>"
              f"</tr>{rows}</table>"),
-             f'<p class="paper"><b>The paper reports:</b> {html.escape(paper)}</p></div>']
+             (f'<p class="paper"><b>{html.escape(who_says(name).capitalize())} reports:</b> '
+              f'{html.escape(paper)}</p></div>')]
     for run in runs:
         label = f"{run.path.name} (seed {run.seed})"
         reason = run.info.get("reason")
@@ -177,6 +213,7 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
             spec = families.SPECS[run.cfg.family]
             viz.loss_plot(run.losses, spec.plots(run.cfg), out / loss_png, label)
             parts.append(f'<img class="loss" src="{loss_png}" alt="losses of {label}">')
+            parts.append(score_table(run.losses))
         for s in (s for s in steps if s in run.samples):
             grid = _copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")
             parts.append(f'<figure><img class="grid" src="{grid}" alt="step {s}">'
@@ -243,7 +280,7 @@ def build(runs_dir: Path, out: Path, wanted: list[int] | None = None
             + "".join(f'<p class="fail">{html.escape(line)}</p>' for line in skipped) +
             f"<table><tr><th>experiment</th><th>runs</th><th>mini-batches</th>"
             f"<th>best fid_anime</th><th>failed at</th><th>images/s</th>"
-            f"<th>the paper reports</th></tr>{index}</table>"
+            f"<th>the source reports</th></tr>{index}</table>"
             f"{body}</body></html>\n")
     atomic_write(out / "index.html", page)
     return out / "index.html", skipped

@@ -61,3 +61,32 @@ def test_soak_reports_memory_and_speed_per_block():
     assert result["speed_change"] == round(speed, 4)
     assert result["holds"] == ((growth <= 30 or growth <= 0.03 * blocks[0]["rss_mb"])
                                and abs(speed) <= 0.10)
+
+
+def test_flop_counts_of_the_presets_by_hand():
+    from keras_ganime.bench import experiment_flops
+
+    # seed003: the reference's D with a 4x4 conv head for the Dense, no biases; G without the
+    # 3x3 conv, a ConvT stem. Step: 4 G + 8 D, as the reference.
+    g003 = (1 * 1 * 4 * 4 * 100 * 512 + 4 * 4 * 4 * 4 * 512 * 256 + 8 * 8 * 4 * 4 * 256 * 128
+            + 16 * 16 * 4 * 4 * 128 * 64 + 32 * 32 * 4 * 4 * 64 * 3)
+    d003 = (32 * 32 * 4 * 4 * 3 * 64 + 16 * 16 * 4 * 4 * 64 * 128 + 8 * 8 * 4 * 4 * 128 * 256
+            + 4 * 4 * 4 * 4 * 256 * 512 + 1 * 1 * 4 * 4 * 512 * 1)
+    assert (g003, d003) == (104_628_224, 103_817_216)
+    assert experiment_flops("seed003") == 2 * (4 * g003 + 8 * d003)
+    # carpedm20: a Dense stem, 5x5 kernels, a Dense head, G stepped twice: G + 6 D + 2 (3 G + 2 D).
+    g_c = (100 * 4 * 4 * 512 + 4 * 4 * 5 * 5 * 512 * 256 + 8 * 8 * 5 * 5 * 256 * 128
+           + 16 * 16 * 5 * 5 * 128 * 64 + 32 * 32 * 5 * 5 * 64 * 3)
+    d_c = (32 * 32 * 5 * 5 * 3 * 64 + 16 * 16 * 5 * 5 * 64 * 128 + 8 * 8 * 5 * 5 * 128 * 256
+           + 4 * 4 * 5 * 5 * 256 * 512 + 4 * 4 * 512)
+    assert (g_c, d_c) == (163_020_800, 162_209_792)
+    assert experiment_flops("carpedm20") == 2 * (7 * g_c + 10 * d_c)
+    assert experiment_flops("carpedm20-dskip") == 2 * (4 * g_c + 8 * d_c)  # 1:1
+    assert experiment_flops(None) == 2_800_091_136
+
+
+def test_unknown_experiments_are_a_one_line_error(capsys):
+    assert main(["--experiments", "seed001,nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --experiments: no experiment nope; experiments: default,")
+    assert err.count("\n") == 1

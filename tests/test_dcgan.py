@@ -49,7 +49,7 @@ def test_each_phase_equals_a_hand_computation(images):
     for images_, y in ((reals, y_real), (g(z, training=False), y_fake)):
         bias = d.layers[-1].bias.numpy().copy()
         p = d(images_, training=True).numpy().reshape(-1)  # D before this update, by hand
-        loss, p_step = gan.family.d_update(images_, y, gan.context)
+        [loss], [p_step] = gan.family.d_update([(images_, y)], gan.context)
         assert float(loss) == pytest.approx(np_bce(y.numpy(), p), rel=1e-5)
         np.testing.assert_allclose(p_step.numpy().reshape(-1), p, rtol=1e-5)
         # Sigmoid + BCE: d loss / d (last Dense bias) = mean(p - y); SGD subtracts lr times it.
@@ -80,8 +80,8 @@ def test_the_phases_are_the_reference_updates_in_order(images):
     for phase in a.phases:
         out.update(a.family.run_phase(phase.name, reals, draws, a.context))
     fakes = b.family.generator(z, training=False)  # as the reference's predict()
-    d_loss1, _ = b.family.d_update(reals, y1, b.context)
-    d_loss0, _ = b.family.d_update(fakes, y0, b.context)
+    [d_loss1], _ = b.family.d_update([(reals, y1)], b.context)
+    [d_loss0], _ = b.family.d_update([(fakes, y0)], b.context)
     g_loss = b.family.g_update(z, y1, b.context)
     for key, value in (("d_loss1", d_loss1), ("d_loss0", d_loss0), ("g_loss", g_loss)):
         assert float(out[key]) == pytest.approx(float(value), rel=1e-6)

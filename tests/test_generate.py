@@ -127,6 +127,38 @@ def test_walk_changes_only_the_chosen_component():
     np.testing.assert_array_equal(np.delete(z, 3, axis=2), others)
 
 
+def test_manipulation_by_hand():
+    base = np.arange(1.0, LATENT + 1)
+    factors = np.array([-3.0, 0.5, 3.0])
+    clean = generate.manipulation(base, [1, 4], factors).reshape(2, 3, LATENT)
+    for row, c in enumerate([1, 4]):
+        np.testing.assert_array_equal(clean[row, :, c], base[c] * factors)
+        np.testing.assert_array_equal(np.delete(clean[row], c, axis=1),
+                                      np.delete(base, c)[None].repeat(3, axis=0))
+    # Seed 003's code: the second row still has component 1 at the last factor, 3.
+    cumulative = generate.manipulation(base, [1, 4], factors, cumulative=True).reshape(2, 3, -1)
+    np.testing.assert_array_equal(cumulative[0], clean[0])
+    np.testing.assert_array_equal(cumulative[1, :, 1], [3 * base[1]] * 3)
+    np.testing.assert_array_equal(cumulative[1, :, 4], base[4] * factors)
+    assert generate.default_components(100) == "1,11,21,31,41,51,61,71,81,91"
+    assert generate.default_components(LATENT) == "1"
+
+
+def test_manipulate_draws_a_row_per_component(run, tmp_path, capsys):
+    assert generate.main([str(run), "--out", str(tmp_path), "--manipulate",
+                          "--components", "0,3,7"]) == 0
+    image = picture(tmp_path / "manipulate.png", rows=3, cols=10)
+    assert "rows: z[0], z[3], z[7]; columns: times -3.00, -2.33" in capsys.readouterr().out
+    # K = 1 is not among linspace(-3, 3, 10): each row is a sweep through one component.
+    for row in range(3):
+        assert not np.array_equal(tile(image, row, 0), tile(image, row, 9))
+    assert generate.main([str(run), "--out", str(tmp_path), "--manipulate", "--cumulative",
+                          "--components", "0,3"]) == 0
+    cumulative = picture(tmp_path / "manipulate-cumulative.png", rows=2, cols=10)
+    np.testing.assert_array_equal(tile(cumulative, 0, 4), tile(image, 0, 4))  # the first row
+    assert not np.array_equal(tile(cumulative, 1, 4), tile(image, 1, 4))
+
+
 def test_animate_writes_one_frame_per_sample(run, tmp_path):
     assert animate.main([str(run), "--out", str(tmp_path / "t.gif"), "--ms", "120"]) == 0
     assert animate.main([str(run)]) == 0
@@ -168,6 +200,10 @@ def config_only(run: Path, tmp_path: Path) -> Path:
                  id="walk-negative"),
     pytest.param("generate", lambda run, tmp: [str(run), "--n", "0"], "--n must be positive",
                  id="n-zero"),
+    pytest.param("generate", lambda run, tmp: [str(run), "--manipulate", "--components", "1,8"],
+                 "--components 8 outside [0, 8)", id="component-past-latent"),
+    pytest.param("generate", lambda run, tmp: [str(run), "--cumulative"],
+                 "--components and --cumulative go with --manipulate", id="cumulative-alone"),
     pytest.param("animate", lambda run, tmp: [str(config_only(run, tmp))], "no sample frames",
                  id="animate-no-frames"),
 ])
@@ -216,7 +252,8 @@ def test_damaged_checkpoints_are_skipped_in_one_line_each(stopped, tmp_path, cap
     assert json.loads(out.out)["step"] == 3 and out.err.startswith(skipped)
     (run / "checkpoints" / "ckpt-3.index").write_bytes(b"garbage")
     assert generate.main([str(run), "--n", "2", "--out", str(tmp_path / "out2")]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert err[-1] == (f"error: {run / 'checkpoints'}: none of its 2 checkpoints reads "
-                       f"completely; start a new run, or copy the checkpoint files again")
-    assert len(err) == 3  # the two skips, then the error
+    # The skips are summed up in the error's one line: its newest, and why.
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith(f"error: {run / 'checkpoints'}: none of its 2 checkpoints reads "
+                          f"completely (the newest, ckpt-6: ")
+    assert err.endswith("); start a new run, or copy the checkpoint files again")

@@ -11,7 +11,7 @@ from keras_ganime.config import ConfigError, experiments
 from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
 from keras_ganime.loop import fit, new_run
-from keras_ganime.report import chosen_steps, main, read_run, spread
+from keras_ganime.report import chosen_steps, main, read_run, score_rows, spread, who_says
 from tests.helpers import tiny
 
 
@@ -51,10 +51,40 @@ def test_report_page_and_its_pictures(runs_dir, tmp_path):
     assert "<td>failed at step</td><td>5 (1 of 2)</td>" in page
 
 
+def test_seed_002s_table_of_losses_and_scores_per_run(runs_dir, tmp_path):
+    run = read_run(runs_dir / "00000-batch16")
+    rows = score_rows(run.losses)
+    # Six logged steps (1 to 6) of six at most: all of them, each one step's values.
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    last = run.losses[-1]
+    assert rows[-1] == {"step": 6, "g_loss": last["g_loss"],
+                        "d_loss": last["d_loss0"] + last["d_loss1"],
+                        "real_score": last["real_score"], "fake_score": last["fake_score"]}
+    assert main(["--runs", str(runs_dir), "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert page.count('<table class="scores">') == 2  # one per run
+    assert (f"<td>6</td><td>{last['g_loss']:.4f}</td><td>{rows[-1]['d_loss']:.4f}</td>"
+            f"<td>{last['real_score']:.4f}</td><td>{last['fake_score']:.4f}</td>") in page
+    assert "The paper reports:" in page  # batch16 is the paper's; a seed's preset names its seed
+    assert score_rows([{"step": s, "g_loss": 1.0, "d_loss0": 0.5, "d_loss1": 0.25,
+                        "real_score": 0.9, "fake_score": 0.1} for s in range(1, 101)])[-1] == {
+        "step": 100, "g_loss": 1.0, "d_loss": 0.75, "real_score": 0.9, "fake_score": 0.1}
+    assert [r["step"] for r in score_rows([{"step": s, "g_loss": 1.0, "d_loss0": 0.5,
+                                            "d_loss1": 0.25, "real_score": 0.9,
+                                            "fake_score": 0.1} for s in range(1, 101)])] == [
+        1, 21, 41, 60, 80, 100]
+
+
 def test_chosen_steps(runs_dir):
     runs = [read_run(p) for p in sorted(runs_dir.iterdir())]
     assert chosen_steps(runs, None) == [3, 6]
     assert chosen_steps(runs, [5, 100]) == [3, 6]
+
+
+def test_a_seed_preset_is_quoted_as_its_seed():
+    assert who_says("seed002") == "seed 002 (Jovian notebook 06b-anime-dcgan)"
+    assert who_says("batch16") == "the paper" == who_says("carpedm20-dskip")
+    assert "real score 0.968" in experiments()["seed002"].paper
 
 
 def test_spread():

@@ -44,14 +44,21 @@ class FamilySpec:
 class Phase:
     """One part of a step. It runs from step `start`, every `every` steps after it, and while
     `gate` holds (a function of the values so far: this step's outputs where computed, else the
-    last step's); when it does not run its outputs are NaN. Its outputs are scalar means over
-    the batch; the engine averages them over replicas."""
+    last step's); when it does not run its outputs are NaN. A `hold` phase runs at every step
+    instead, its updates withheld while its gate is closed (`StepContext.frozen`), so that its
+    outputs stay current: D's losses while its update is skipped. Its outputs are scalar means
+    over the batch; the engine averages them over replicas."""
 
     name: str
     outputs: tuple[str, ...]
     start: int = 0
     every: int = 1
     gate: Callable[[Mapping[str, Tensor]], Tensor] | None = None
+    hold: bool = False
+
+    def __post_init__(self) -> None:
+        if self.hold and (self.gate is None or self.start or self.every != 1):
+            raise ValueError(f"phase {self.name}: a held phase has a gate and runs every step")
 
 
 @dataclass
@@ -76,6 +83,7 @@ class StepContext(Protocol):
     """What the engine lends a phase's arithmetic."""
 
     replicas: int
+    frozen: bool  # True: `update` and `update_many` compute the losses and step nothing
 
     def update(self, optimizer: Any, variables: list[Any],
                loss_fn: Callable[[], tuple[Tensor, Any]]) -> tuple[Tensor, Any]:

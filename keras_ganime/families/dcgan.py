@@ -5,12 +5,16 @@ up-sampling blocks from the generator and down-sampling blocks from the discrimi
 tests run fast on the same code. One step does what the reference's Keras 2.0 loop did, in its
 order: D on reals (`d_loss1`), D on fakes (`d_loss0`) as a separate update, then G through D
 with the real targets (`g_loss`), G being left alone during the first `warmup_steps`.
-Settings: `dcgan_settings.py`.
+Settings (`dcgan_settings.py`) make the other DCGANs of the seeds from the same code: a Dense
+stem, a conv head, 5x5 kernels, ReLU in G, PyTorch's BCELoss or BCE on logits, D stepped once
+on the sum of its losses, G on a fresh z or on D's very fakes, G stepped twice, D's update
+skipped while G's loss is far above D's (a held phase: its losses still computed), L2.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +47,41 @@ def _blocks(image_size: int) -> int:
     return int(n)
 
 
+def initializer(name: str) -> keras.initializers.Initializer | str:
+    """A kernel initializer by its setting's name (dcgan_settings.INITIALIZERS); a new one for
+    each layer, since an unseeded Keras initializer draws the same values at every call."""
+    if name == "normal_0.02":
+        return keras.initializers.RandomNormal(0.0, 0.02)
+    if name == "truncated_normal_0.02":
+        return keras.initializers.TruncatedNormal(0.0, 0.02)
+    if name == "torch_default":
+        # kaiming_uniform(a=sqrt 5): bound sqrt(6 / ((1 + 5) fan_in)) = sqrt(3 * (1/3) / fan_in).
+        # PyTorch takes a transposed conv's fan_in from its weight's dimension 1, its output
+        # channels, and Keras's from the kernel's axis -2, also the output channels: they agree.
+        return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+    return name
+
+
+def _gamma(name: str) -> keras.initializers.Initializer | str:
+    return keras.initializers.RandomNormal(1.0, 0.02) if name == "normal_1_0.02" else name
+
+
 def _bn(cfg: DCGANModel, dtype: str, sync: bool, fused: bool) -> layers.BatchNormalization:
     kind = FusedBatchNormalization if fused else layers.BatchNormalization
-    return kind(momentum=cfg.bn_momentum, dtype=dtype, synchronized=sync)
+    return kind(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon,
+                gamma_initializer=_gamma(cfg.gamma_initializer), dtype=dtype, synchronized=sync)
 
 
-def _bn_lrelu(x: keras.KerasTensor, cfg: DCGANModel, dtype: str, sync: bool, fused: bool
-              ) -> keras.KerasTensor:
-    x = _bn(cfg, dtype, sync, fused)(x)
+def _lrelu(x: keras.KerasTensor, cfg: DCGANModel, dtype: str) -> keras.KerasTensor:
     return layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
+
+
+def _bn_act(x: keras.KerasTensor, cfg: DCGANModel, dtype: str, sync: bool, fused: bool
+            ) -> keras.KerasTensor:
+    x = _bn(cfg, dtype, sync, fused)(x)
+    if cfg.g_activation == "relu":
+        return layers.ReLU(dtype=dtype)(x)
+    return _lrelu(x, cfg, dtype)
 
 
 def build_generator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = False,
@@ -64,45 +94,65 @@ def build_generator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = Fal
     maths; the default is Keras's layer, the reference's.
     """
     n_up = _blocks(cfg.image_size)
-    conv = {"kernel_initializer": cfg.initializer, "dtype": dtype}
+    k = cfg.kernel_size
+    def conv(dtype: str = dtype) -> dict[str, Any]:
+        return {"kernel_initializer": initializer(cfg.initializer), "use_bias": cfg.use_bias,
+                "dtype": dtype}
+
+    stem = BASE_FILTERS * 8
     z = keras.Input((1, 1, cfg.latent_dim), name="z")
-    x = layers.Conv2DTranspose(BASE_FILTERS * 8, 4, padding="valid", **conv)(z)
-    x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
+    if cfg.g_stem == "dense":
+        x = layers.Flatten(dtype=dtype)(z)
+        x = layers.Dense(STEM_SIZE * STEM_SIZE * stem, dtype=dtype,
+                         kernel_initializer=initializer(cfg.initializer))(x)
+        x = layers.Reshape((STEM_SIZE, STEM_SIZE, stem), dtype=dtype)(x)
+    else:
+        x = layers.Conv2DTranspose(stem, STEM_SIZE, padding="valid", **conv())(z)
+    x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
     for i in range(n_up):
-        filters = max(BASE_FILTERS, BASE_FILTERS * 8 // 2 ** (i + 1))
+        filters = max(BASE_FILTERS, stem // 2 ** (i + 1))
         if cfg.upsampling == "transpose":
-            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", **conv)(x)
+            x = layers.Conv2DTranspose(filters, k, strides=2, padding="same", **conv())(x)
         else:
             x = layers.UpSampling2D(2, dtype=dtype)(x)
-            x = layers.Conv2D(filters, 4, padding="same", **conv)(x)
-        x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
-    x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv)(x)
-    x = _bn_lrelu(x, cfg, dtype, sync_bn, fused_bn)
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=cfg.initializer, dtype="float32")(x)
+            x = layers.Conv2D(filters, k, padding="same", **conv())(x)
+        x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
+    if cfg.extra_conv:
+        x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv())(x)
+        x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
+    x = layers.Conv2DTranspose(3, k, strides=2, padding="same", activation="tanh",
+                               **conv("float32"))(x)
     return keras.Model(z, x, name="generator")
 
 
 def build_discriminator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = False,
-                        fused_bn: bool = False) -> keras.Model:
-    """(size, size, 3) image in [-1, 1] -> probability that it is real, shape (batch, 1).
+                        fused_bn: bool = False, logits: bool = False) -> keras.Model:
+    """(size, size, 3) image in [-1, 1] -> probability that it is real (its logit with
+    `logits`), shape (batch, 1).
 
     `dtype` is a Keras dtype policy; the output layer stays float32, so that the probabilities,
     and the cross-entropy clipped at 1e-7 that is computed from them, keep their precision.
     `sync_bn` and `fused_bn` as for the generator.
     """
     n_down = _blocks(cfg.image_size) + 1
+    conv_init = cfg.d_conv_initializer or cfg.initializer
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = image
     for i in range(n_down):
-        x = layers.Conv2D(BASE_FILTERS * 2**i, 4, strides=2, padding="same",
-                          kernel_initializer=cfg.initializer, dtype=dtype)(x)
-        if i > 0:
+        x = layers.Conv2D(BASE_FILTERS * 2**i, cfg.kernel_size, strides=2, padding="same",
+                          kernel_initializer=initializer(conv_init), use_bias=cfg.use_bias,
+                          dtype=dtype)(x)
+        if i > 0 or cfg.d_first_bn:
             x = _bn(cfg, dtype, sync_bn, fused_bn)(x)
-        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, dtype=dtype)(x)
-    x = layers.Flatten(dtype=dtype)(x)
-    x = layers.Dense(1, activation="sigmoid", kernel_initializer=cfg.initializer,
-                     dtype="float32")(x)
+        x = _lrelu(x, cfg, dtype)
+    out = {"activation": None if logits else "sigmoid", "dtype": "float32"}
+    if cfg.d_head == "conv":
+        x = layers.Conv2D(1, STEM_SIZE, padding="valid", kernel_initializer=initializer(conv_init),
+                          use_bias=cfg.use_bias, **out)(x)
+        x = layers.Flatten(dtype="float32")(x)
+    else:
+        x = layers.Flatten(dtype=dtype)(x)
+        x = layers.Dense(1, kernel_initializer=initializer(cfg.initializer), **out)(x)
     return keras.Model(image, x, name="discriminator")
 
 
@@ -110,11 +160,13 @@ def sample_noise(rng: Any, n: int, latent_dim: int, kind: str) -> Tensor:
     """Latent batch of shape (n, 1, 1, latent_dim), the generator's input.
 
     `binary` is the reference's: each value -1 or +1 at random, plus uniform jitter in
-    [-0.1, 0.1]. `gaussian` is standard normal.
+    [-0.1, 0.1]. `gaussian` is standard normal, `uniform` U(-1, 1) (carpedm20's).
     """
     shape = (n, 1, 1, latent_dim)
     if kind == "gaussian":
         return rng.normal(shape)
+    if kind == "uniform":
+        return rng.uniform(shape, -1.0, 1.0)
     signs = ops.cast(rng.uniform(shape, 0, 2, dtype="int32"), "float32") * 2.0 - 1.0
     return signs + rng.uniform(shape, -0.1, 0.1)
 
@@ -123,9 +175,27 @@ def sample_noise(rng: Any, n: int, latent_dim: int, kind: str) -> Tensor:
 
 
 def bce(target: Tensor, p: Tensor) -> Tensor:
-    """Mean binary cross-entropy of probabilities p (batch, 1) against targets (batch,)."""
+    """Mean binary cross-entropy of probabilities p (batch, 1) against targets (batch,), p
+    clipped to [1e-7, 1 - 1e-7] as Keras 2 did."""
     p = ops.clip(ops.cast(ops.reshape(p, [-1]), "float32"), EPSILON, 1.0 - EPSILON)
     return ops.mean(-(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p)))
+
+
+def torch_bce(target: Tensor, p: Tensor) -> Tensor:
+    """PyTorch's BCELoss: each log clamped at -100, so that a p of exactly 0 or 1 costs 100."""
+    p = ops.cast(ops.reshape(p, [-1]), "float32")
+    log_p = ops.maximum(ops.log(p), -100.0)
+    log_q = ops.maximum(ops.log(1.0 - p), -100.0)
+    return ops.mean(-(target * log_p + (1.0 - target) * log_q))
+
+
+def bce_logits(target: Tensor, logit: Tensor) -> Tensor:
+    """BCE on logits, TensorFlow's sigmoid_cross_entropy_with_logits in its stable form."""
+    x = ops.cast(ops.reshape(logit, [-1]), "float32")
+    return ops.mean(ops.relu(x) - x * target + ops.log1p(ops.exp(-ops.abs(x))))
+
+
+LOSS_FORMS = {"clipped_bce": bce, "torch_bce": torch_bce, "logits": bce_logits}
 
 
 # --- the family --------------------------------------------------------------------------------
@@ -137,23 +207,44 @@ class Family(base.Family):
     def __init__(self, cfg: Any, build: base.Build) -> None:
         super().__init__(cfg, build)
         args = (cfg.model, build.policy, build.sync_bn, build.fused_bn)
+        self.loss = LOSS_FORMS[cfg.train.loss]
+        self.logits = cfg.train.loss == "logits"
         self.generator = build_generator(*args)
-        self.discriminator = build_discriminator(*args)
+        self.discriminator = build_discriminator(*args, logits=self.logits)
         self.g_optim = build_optimizer(cfg.g_optim, build.loss_scale)
         self.d_optim = build_optimizer(cfg.d_optim, build.loss_scale)
         self.g_optim.build(self.generator.trainable_variables)
         self.d_optim.build(self.discriminator.trainable_variables)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
+        if cfg.train.d_skip_ratio:
+            # D's updates skipped and steps taken, for the share of skips that is logged.
+            self.skips = keras.Variable([0.0, 0.0], trainable=False, name="d_skips",
+                                        aggregation="only_first_replica")
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return (Phase("d_real", ("d_loss1", "real_score")),
-                Phase("d_fake", ("d_loss0", "fake_score")),
-                Phase("g", ("g_loss",), start=self.cfg.train.warmup_steps))
+        train = self.cfg.train
+        g = Phase("g", ("g_loss",), start=train.warmup_steps)
+        if train.d_update == "separate":
+            return (Phase("d_real", ("d_loss1", "real_score")),
+                    Phase("d_fake", ("d_loss0", "fake_score")), g)
+        d = ("d_loss1", "d_loss0", "real_score", "fake_score")
+        if not train.d_skip_ratio:
+            return Phase("d", d), g
+        ratio = train.d_skip_ratio
+
+        def d_due(seen: dict[str, Tensor]) -> Tensor:
+            # D runs until the first losses are known. NaN said explicitly: TensorFlow's graph
+            # optimiser rewrites not(a > b) as a <= b, which is false for NaN.
+            g, d = seen["g_loss"], seen["d_loss0"] + seen["d_loss1"]
+            return ops.logical_or(ops.isnan(g) | ops.isnan(d), ops.logical_not(g > ratio * d))
+
+        return Phase("d", (*d, "d_skip"), gate=d_due, hold=True), g
 
     def draw(self, rng: Any, n: int) -> Draws:
-        """Soft targets, D's for the real batch, D's for the fake batch, and G's, then the noise.
+        """Soft targets, D's for the real batch, D's for the fake batch, and G's, then the noise
+        (and G's own with `train.g_input = fresh_z`).
 
         Real is the high class (1 - soft * U) and fake the low one (soft * U), unless `flip`.
         G's target is always the real class's. An occasional flip swaps one sample's D target
@@ -166,45 +257,103 @@ class Family(base.Family):
         swap_real = rng.uniform([n]) < lab.flip_prob
         swap_fake = rng.uniform([n]) < lab.flip_prob
         z = self.latents(rng, n)
-        return Draws({"d_real_target": ops.where(swap_real, fake, real),
-                      "d_fake_target": ops.where(swap_fake, real, fake),
-                      "g_target": real, "z": z})
+        draws = {"d_real_target": ops.where(swap_real, fake, real),
+                 "d_fake_target": ops.where(swap_fake, real, fake), "g_target": real, "z": z}
+        if self.cfg.train.g_input == "fresh_z":
+            draws["g_z"] = self.latents(rng, n)
+        return Draws(draws)
 
     def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
                   ) -> dict[str, Tensor]:
         d = draws.per_sample
         if name == "d_real":
-            loss, p = self.d_update(reals, d["d_real_target"], ctx)
-            return {"d_loss1": loss, "real_score": ops.mean(p)}
+            loss, p = self.d_update([(reals, d["d_real_target"])], ctx)
+            return {"d_loss1": loss[0], "real_score": self.score(p[0])}
         if name == "d_fake":
-            # The reference makes D's fakes with predict(): G's BatchNorm in inference mode.
-            fakes = self.generator(d["z"], training=self.cfg.train.fake_bn == "training")
-            loss, p = self.d_update(fakes, d["d_fake_target"], ctx)
-            return {"d_loss0": loss, "fake_score": ops.mean(p)}
+            loss, p = self.d_update([(self.fakes(d["z"]), d["d_fake_target"])], ctx)
+            return {"d_loss0": loss[0], "fake_score": self.score(p[0])}
+        if name == "d":  # one update on the sum, D called on each batch apart (every source)
+            batches = [(reals, d["d_real_target"]), (self.fakes(d["z"]), d["d_fake_target"])]
+            loss, p = self.d_update(batches, ctx)
+            out = {"d_loss1": loss[0], "d_loss0": loss[1], "real_score": self.score(p[0]),
+                   "fake_score": self.score(p[1])}
+            if self.cfg.train.d_skip_ratio:
+                out["d_skip"] = ops.convert_to_tensor(1.0 if ctx.frozen else 0.0)
+            return out
         if name == "g":
-            return {"g_loss": self.g_update(d["z"], d["g_target"], ctx)}
+            z = d["g_z"] if self.cfg.train.g_input == "fresh_z" else d["z"]
+            for _ in range(self.cfg.train.g_steps):  # carpedm20: twice, on the same z
+                loss = self.g_update(z, d["g_target"], ctx)
+            return {"g_loss": loss}
         raise ValueError(f"the dcgan family has no phase {name!r}")
 
-    def d_update(self, images: Tensor, target: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
-        """One optimizer step of D alone; returns its loss and its outputs before the step."""
-        def loss() -> tuple[Tensor, Tensor]:
-            p = self.discriminator(images, training=True)
-            return bce(target, p), p
+    def fakes(self, z: Tensor) -> Tensor:
+        """D's fakes. The reference makes them with predict(): G's BatchNorm in inference mode;
+        PyTorch and TF 1 code in training mode, which moves G's moving statistics."""
+        return self.generator(z, training=self.cfg.train.fake_bn == "training")
 
-        return ctx.update(self.d_optim, self.discriminator.trainable_variables, loss)
+    def score(self, out: Tensor) -> Tensor:
+        """D's mean probability that a batch is real."""
+        return ops.mean(ops.sigmoid(out) if self.logits else out)
+
+    def penalty(self, model: keras.Model) -> Tensor | float:
+        """The L2 penalty on a network's kernels (the paper's section 3.4); 0 when off."""
+        l2 = self.cfg.train.l2
+        if not l2:
+            return 0.0
+        return l2 * ops.sum([ops.sum(ops.square(ops.cast(w, "float32")))
+                             for w in model.trainable_weights if w.path.endswith("kernel")])
+
+    def d_update(self, batches: list[tuple[Tensor, Tensor]], ctx: StepContext
+                 ) -> tuple[list[Tensor], list[Tensor]]:
+        """One optimizer step of D alone on the sum of its losses on the (images, targets)
+        batches; returns each loss and D's outputs, from before the step."""
+        def loss() -> tuple[Tensor, tuple[list[Tensor], list[Tensor]]]:
+            outs = [self.discriminator(images, training=True) for images, _ in batches]
+            losses = [self.loss(t, out) for (_, t), out in zip(batches, outs)]
+            total = losses[0] if len(losses) == 1 else losses[0] + losses[1]
+            if self.cfg.train.l2:
+                total = total + self.penalty(self.discriminator)
+            return total, (losses, outs)
+
+        return ctx.update(self.d_optim, self.discriminator.trainable_variables, loss)[1]
 
     def g_update(self, z: Tensor, target: Tensor, ctx: StepContext) -> Tensor:
-        """One optimizer step of G through D; D's variables, moving statistics included, stay."""
-        d = self.discriminator
+        """One optimizer step of G through D; D's weights stay, and so do its moving statistics
+        unless `train.g_step_d_stats = updated` (PyTorch's D in training mode)."""
+        g, d = self.generator, self.discriminator
+        train = self.cfg.train
 
         def loss() -> tuple[Tensor, None]:
-            # D on batch statistics, as Keras 2.0 ran the frozen D inside the stacked model; the
-            # stateless call drops the moving-statistics update that training mode would make.
-            p, _ = d.stateless_call(d.trainable_variables, d.non_trainable_variables,
-                                    self.generator(z, training=True), training=True)
-            return bce(target, p), None
+            if train.g_input == "same_fakes":
+                # The batch D saw, G's statistics not moved a second time (one PyTorch forward).
+                fakes, _ = g.stateless_call(g.trainable_variables, g.non_trainable_variables, z,
+                                            training=True)
+            else:
+                fakes = g(z, training=True)
+            if train.g_step_d_stats == "updated":
+                p = d(fakes, training=True)
+            else:
+                # D on batch statistics, as Keras 2.0 ran the frozen D inside the stacked model;
+                # the stateless call drops the moving-statistics update that training mode makes.
+                p, _ = d.stateless_call(d.trainable_variables, d.non_trainable_variables, fakes,
+                                        training=True)
+            value = self.loss(target, p)
+            if train.l2:
+                value = value + self.penalty(g)
+            return value, None
 
-        return ctx.update(self.g_optim, self.generator.trainable_variables, loss)[0]
+        return ctx.update(self.g_optim, g.trainable_variables, loss)[0]
+
+    def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
+        if not self.cfg.train.d_skip_ratio:
+            return {}
+        self.skips.assign(self.skips + ops.stack([values["d_skip"], 1.0]))
+        return {dcgan_settings.SKIPPED: self.skips[0] / self.skips[1]}
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        extra = {"d_skips": self.skips} if self.cfg.train.d_skip_ratio else {}
+        return {**super().checkpoint_objects(), **extra}
 
     def rules(self) -> list[failure.LossRule]:
         fail = self.cfg.failure

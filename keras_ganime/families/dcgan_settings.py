@@ -1,7 +1,9 @@
 """The DCGAN family's settings: forcecore's reference, as the paper ran it, is every default.
 
-The family owns [labels], extends [model] with its networks' keys, [train] with the warm-up and
-the BatchNorm mode of D's fakes, and [failure] with the loss watch's limits.
+The family owns [labels], extends [model] with its networks' keys, [train] with the form of the
+loss and of the step (the warm-up, how D and G are updated, the paper's section 3.4 tricks), and
+[failure] with the loss watch's limits. The other DCGANs of the seeds are these settings
+(`experiments/seed00N.toml`, `experiments/carpedm20*.toml`; `reference/dcgan-presets.md`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,36 @@ from keras_ganime import config
 from keras_ganime.config import Config, ConfigError, FailureConfig, ModelConfig, OptimConfig
 from keras_ganime.families.base import FamilySpec
 
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-                "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal")
+# Keras's own, by name (`random_normal` is N(0, 0.05), Keras's default), and the sources' own:
+# N(0, 0.02) and truncated N(0, 0.02) of the DCGAN paper's code, and PyTorch's default for
+# convolutions, kaiming_uniform(a=sqrt 5) = U(+-sqrt(1 / fan_in)) (families/dcgan.py builds them).
+KERAS_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                      "lecun_uniform", "lecun_normal", "orthogonal", "random_normal",
+                      "random_uniform", "truncated_normal")
+INITIALIZERS = (*KERAS_INITIALIZERS, "normal_0.02", "truncated_normal_0.02", "torch_default")
+GAMMA_INITIALIZERS = ("ones", "normal_1_0.02")  # Keras's and PyTorch's; the DCGAN tutorial's
+# The clipped BCE of Keras 2 on probabilities caps a loss at -log(1e-7) = 16.1, PyTorch's BCELoss
+# (its log clamped at -100) at 100; on logits nothing caps it.
+LOSS_CAPS = {"clipped_bce": 16.118, "torch_bce": 100.0, "logits": float("inf")}
 
 
 @dataclass
 class DCGANModel(ModelConfig):
     upsampling: str = "transpose"  # transpose (reference) | upsample (UpSampling2D + Conv2D)
-    noise: str = "binary"  # binary (reference) | gaussian
-    bn_momentum: float = 0.3
+    noise: str = "binary"  # binary (reference) | gaussian | uniform (on [-1, 1])
+    bn_momentum: float = 0.3  # Keras's sense: PyTorch's momentum 0.1 is 0.9 here
+    bn_epsilon: float = 0.001  # Keras's default; PyTorch's is 1e-5
     leaky_slope: float = 0.2
-    initializer: str = "glorot_uniform"
+    g_activation: str = "leaky_relu"  # G's: leaky_relu (reference) | relu; D's is always leaky
+    kernel_size: int = 4  # of every convolution but the stem, the head and the 3x3 extra conv
+    extra_conv: bool = True  # the reference's 3x3 Conv2D before G's output layer
+    use_bias: bool = True  # biases of the convolutions (Dense layers always have one)
+    g_stem: str = "transpose"  # z -> 4x4: transpose (a 4x4 valid Conv2DTranspose) | dense
+    d_head: str = "dense"  # 4x4 -> one output: dense (Flatten + Dense) | conv (a 4x4 valid Conv2D)
+    d_first_bn: bool = False  # BatchNorm after D's first convolution too
+    initializer: str = "glorot_uniform"  # of every kernel, unless d_conv_initializer says
+    d_conv_initializer: str = ""  # of D's convolutions; empty: model.initializer
+    gamma_initializer: str = "ones"  # of BatchNorm's scale: ones | normal_1_0.02
 
 
 @dataclass
@@ -36,7 +57,22 @@ class LabelConfig:
 @dataclass
 class DCGANTrain(config.TrainConfig):
     warmup_steps: int = 20  # D-only steps at the start, as the reference
+    # clipped_bce: Keras 2's, on probabilities clipped to [1e-7, 1 - 1e-7] (reference) |
+    # torch_bce: PyTorch's BCELoss, log clamped at -100 | logits: BCE on D's logits
+    loss: str = "clipped_bce"
+    # separate: D stepped on reals, then on fakes (reference) | summed: once on the sum
+    d_update: str = "separate"
     fake_bn: str = "inference"  # BatchNorm mode of G when making D's fakes: inference | training
+    # What G's step scores: same_z (G run again on D's z, reference) | fresh_z | same_fakes (the
+    # very batch D saw: G's moving statistics move once a step, as PyTorch's one forward pass)
+    g_input: str = "same_z"
+    # D's moving statistics in G's step: frozen (reference) | updated (PyTorch, TF 1 in training)
+    g_step_d_stats: str = "frozen"
+    g_steps: int = 1  # G updates per step, on the same input (carpedm20's own change: 2)
+    # The paper's section 3.4 "D skip": D's update skipped while the last step's g_loss is above
+    # this times its d_loss (d_loss0 + d_loss1); 0: never. Needs d_update = summed.
+    d_skip_ratio: float = 0.0
+    l2: float = 0.0  # weight of an L2 penalty (Keras's l2: weight x sum of squares) on kernels
 
 
 @dataclass
@@ -56,28 +92,55 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.image_size must be a power of two >= 8, got {size}")
     config.check_choices(cfg, {
         "model.upsampling": ("transpose", "upsample"),
-        "model.noise": ("binary", "gaussian"),
+        "model.noise": ("binary", "gaussian", "uniform"),
+        "model.g_activation": ("leaky_relu", "relu"),
+        "model.g_stem": ("transpose", "dense"),
+        "model.d_head": ("dense", "conv"),
         "model.initializer": INITIALIZERS,
+        "model.d_conv_initializer": ("", *INITIALIZERS),
+        "model.gamma_initializer": GAMMA_INITIALIZERS,
+        "train.loss": tuple(LOSS_CAPS),
+        "train.d_update": ("separate", "summed"),
         "train.fake_bn": ("inference", "training"),
+        "train.g_input": ("same_z", "fresh_z", "same_fakes"),
+        "train.g_step_d_stats": ("frozen", "updated"),
     })
     config.check_range(cfg, ["model.bn_momentum", "labels.soft", "labels.flip_prob"], 0.0, 1.0)
-    config.check_not_negative(cfg, ["model.leaky_slope", "train.warmup_steps"])
+    config.check_positive(cfg, ["model.bn_epsilon", "train.g_steps"])
+    config.check_not_negative(cfg, ["model.leaky_slope", "train.warmup_steps",
+                                    "train.d_skip_ratio", "train.l2"])
+    if cfg.model.kernel_size not in (4, 5):
+        raise ConfigError(f"model.kernel_size must be 4 or 5, got {cfg.model.kernel_size}")
+    train = cfg.train
+    if train.g_input == "same_fakes" and train.fake_bn != "training":
+        raise ConfigError("train.g_input = same_fakes needs train.fake_bn = training: D's fakes "
+                          "are G's training-mode output")
+    if train.d_skip_ratio and train.d_update != "summed":
+        raise ConfigError("train.d_skip_ratio needs train.d_update = summed: D's update is "
+                          "skipped whole")
+    cap = LOSS_CAPS[train.loss]
+    if cfg.failure.loss_limit >= cap:
+        raise ConfigError(f"failure.loss_limit {cfg.failure.loss_limit} can never be reached: "
+                          f"train.loss = {train.loss} caps a loss at {cap:g}; set it below")
 
 
 LOSSES = ("d_loss0", "d_loss1", "g_loss")  # D on fakes, D on reals, G through D
-LOGGED = (*LOSSES, "real_score", "fake_score")  # the scores: D's mean output on each batch
+LOGGED = (*LOSSES, "real_score", "fake_score")  # the scores: D's mean probability on each batch
+SKIPPED = "d_skipped"  # the share of D's updates skipped so far (train.d_skip_ratio)
 
 
 def _logged(cfg: Any) -> tuple[str, ...]:
-    return LOGGED
+    return (*LOGGED, SKIPPED) if cfg.train.d_skip_ratio else LOGGED
 
 
 def _plots(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return (("loss", LOSSES),)  # as the paper's loss figures
+    loss = ("loss", LOSSES)  # as the paper's loss figures
+    return (loss, ("D updates skipped", (SKIPPED,))) if cfg.train.d_skip_ratio else (loss,)
 
 
 def _progress(cfg: Any) -> dict[str, str]:
-    return {"d0": "d_loss0", "d1": "d_loss1", "g": "g_loss"}
+    shown = {"d0": "d_loss0", "d1": "d_loss1", "g": "g_loss"}
+    return {**shown, "skipped": SKIPPED} if cfg.train.d_skip_ratio else shown
 
 
 SPEC = FamilySpec(
