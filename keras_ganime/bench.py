@@ -66,20 +66,6 @@ def forward_flops(model: Any) -> int:
     return 2 * total
 
 
-def step_flops(g_forward: int, d_forward: int, g_steps: int = 1) -> int:
-    """FLOPs of one image through one DCGAN training step, a backward pass costing twice its
-    forward pass:
-        fakes for D (G forward)                                 G
-        D on reals, D on fakes (forward + backward)             2 * 3D
-        each of G's `g_steps` updates through D
-            (G, D forward; D input-grad, G backward)            G + D + D + 2G
-    = 4 G + 8 D for the reference; for its 64x64 networks, 2.80 GFLOP per image. D stepped once
-    on the sum or twice costs the same; G on D's very fakes runs G again all the same (a
-    stateless pass, families/dcgan.py); a skipped D update is counted as made.
-    """
-    return g_forward + 6 * d_forward + g_steps * (3 * g_forward + 2 * d_forward)
-
-
 # --- workers -----------------------------------------------------------------------------------
 
 
@@ -117,13 +103,17 @@ def _engine(batch: int, images: Any, experiment: str | None = None) -> Any:
 
 
 def experiment_flops(experiment: str | None = None) -> int:
-    """step_flops of an experiment's networks and step (none: the reference)."""
+    """FLOPs of one image through one training step of an experiment (none: the reference):
+    its family's `step_flops` of its networks' forward_flops."""
+    import importlib
+
     from keras_ganime import config as config_lib
-    from keras_ganime.families.dcgan import build_discriminator, build_generator
+    from keras_ganime import families
 
     cfg = config_lib.load(experiment)
-    return step_flops(forward_flops(build_generator(cfg.model)),
-                      forward_flops(build_discriminator(cfg.model)), cfg.train.g_steps)
+    family = importlib.import_module(families.SPECS[cfg.family].module)
+    return family.step_flops(cfg, forward_flops(family.build_generator(cfg.model)),
+                             forward_flops(family.build_discriminator(cfg.model)))
 
 
 class ProjectWorker:

@@ -34,6 +34,11 @@ from tqdm import tqdm
 from keras_ganime import synth as synth_faces
 
 STR = h5py.string_dtype()
+# How `prepare` makes a picture square: stretch (squash it) or pad (letterbox it with black bars,
+# as the paper fed BEGAN at 128 px); and its resampling: Lanczos, or nearest neighbour as
+# carpedm20/BEGAN-tensorflow resized.
+FITS = ("stretch", "pad")
+RESAMPLES = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
 # The smallest image side `prepare` takes (and the smallest --size): below it a file is no face.
 MIN_SIDE = 8
 MAKE_H5 = "make one with python -m keras_ganime.data prepare FOLDER OUT.h5"
@@ -147,8 +152,34 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _decode(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
-    path, size = job
+def fit_square(img: Image.Image, size: int, fit: str = "stretch",
+               resample: str = "lanczos") -> Image.Image:
+    """img (RGB) as size x size. stretch: resized to the square, aspect ratio lost. pad: scaled
+    so that its longer side is size (the shorter one rounded half up, at least 1 pixel), then
+    centred on black; of an odd bar total the top (left) bar gets the floor of half, the bottom
+    (right) one the rest: 100x60 to 128 is 128x77 content, 25 black rows above, 26 below."""
+    if fit not in FITS:
+        raise DataError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    if resample not in RESAMPLES:
+        raise DataError(f"resample must be one of {', '.join(RESAMPLES)}, got {resample!r}")
+    method = RESAMPLES[resample]
+    if fit == "stretch":
+        return img if img.size == (size, size) else img.resize((size, size), method)
+    w, h = img.size
+    long = max(w, h)
+    # Integer round-half-up, so the bar height never depends on float rounding or on Python's
+    # round-half-even.
+    short = max(1, (2 * min(w, h) * size + long) // (2 * long))
+    scaled = (size, short) if w >= h else (short, size)
+    if img.size != scaled:  # an image already fitting is pasted with its pixels untouched
+        img = img.resize(scaled, method)
+    square = Image.new("RGB", (size, size), (0, 0, 0))
+    square.paste(img, ((size - scaled[0]) // 2, (size - scaled[1]) // 2))
+    return square
+
+
+def _decode(job: tuple[str, int, str, str]) -> tuple[np.ndarray | None, str]:
+    path, size, fit, resample = job
     try:
         with warnings.catch_warnings():
             # Over 89 M pixels Pillow only warns (on stderr, from every worker) and then decodes
@@ -159,11 +190,11 @@ def _decode(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
             if min(img.size) < MIN_SIDE:
                 return None, (f"too small ({img.width}x{img.height} pixels; at least {MIN_SIDE} "
                               f"a side)")
-            img.draft("RGB", (size, size))  # let JPEG decode at a reduced scale: much faster
-            img = to_rgb(img)
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.LANCZOS)
-            return np.asarray(img, np.uint8), ""
+            if resample != "nearest":
+                # Let JPEG decode at a reduced scale: much faster. Not for nearest: the DCT's
+                # downscale averages, and nearest should pick the source's own pixels.
+                img.draft("RGB", (size, size))
+            return np.asarray(fit_square(to_rgb(img), size, fit, resample), np.uint8), ""
     except Exception as e:  # noqa: BLE001 - any decoder failure means one bad file, never a crash
         return None, f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
@@ -227,14 +258,17 @@ class Folder:
 
 
 def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
-                progress: bool = True) -> Folder:
-    """Every image under src (flat, or one sub-folder per class) as RGB size x size uint8."""
+                progress: bool = True, *, fit: str = "stretch",
+                resample: str = "lanczos") -> Folder:
+    """Every image under src (flat, or one sub-folder per class) as RGB size x size uint8, made
+    square as fit_square does."""
     src = Path(src)
     if size < 8:
         raise DataError(f"--size must be at least 8, got {size}")
+    fit_square(Image.new("RGB", (1, 1)), 1, fit, resample)  # bad settings fail before any work
     files, class_names, ignored = _find_images(src)
     workers = workers or os.cpu_count() or 1
-    jobs = [(str(f), size) for f in files]
+    jobs = [(str(f), size, fit, resample) for f in files]
     chunk = max(1, min(256, len(jobs) // (8 * workers)))
     with tqdm(total=len(jobs), desc=f"read {src.name}", unit="img", disable=not progress) as bar:
         results = _run(_decode, jobs, workers, chunk, bar)
@@ -254,14 +288,16 @@ def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
 
 def prepare(
     src: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
-    force: bool = False, progress: bool = True,
+    force: bool = False, progress: bool = True, *, fit: str = "stretch",
+    resample: str = "lanczos",
 ) -> PrepareSummary:
-    """Read every image under src, as RGB size x size uint8, into the HDF5 file out."""
+    """Read every image under src, as RGB size x size uint8 (fit_square's fit and resample),
+    into the HDF5 file out."""
     src, out = Path(src), Path(out)
     if out.exists() and not force:
         raise DataError(f"{out}: already exists; pass --force to replace it")
     start = time.perf_counter()
-    folder = read_folder(src, size, workers, progress)
+    folder = read_folder(src, size, workers, progress, fit=fit, resample=resample)
     write_h5(out, folder.images, folder.labels, folder.class_names, folder.files)
     return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
                           out.stat().st_size / 2**20, folder.bad, len(folder.ignored),
@@ -404,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src", help="folder of images")
     p.add_argument("out", help="output HDF5 file")
     p.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
+    p.add_argument("--fit", choices=FITS, default="stretch",
+                   help="stretch: resize to the square (default); pad: keep the aspect ratio "
+                        "and fill the rest with black bars (the paper's BEGAN data)")
+    p.add_argument("--resample", choices=list(RESAMPLES), default="lanczos",
+                   help="lanczos (default, antialiased) or nearest (carpedm20/BEGAN-tensorflow's)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -440,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "prepare":
             # No progress bar into a pipe or log: stderr then holds just the one-line error.
             print(prepare(args.src, args.out, args.size, args.workers, args.force,
-                          progress=sys.stderr.isatty()))
+                          progress=sys.stderr.isatty(), fit=args.fit, resample=args.resample))
         else:
             start = time.perf_counter()
             out = synth(args.out, args.n, args.size, args.seed, progress=sys.stderr.isatty())

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ganime import distribute, failure, families
-from keras_ganime.batches import Sampler, to_uint8
+from keras_ganime.batches import Sampler, to_float, to_uint8
 from keras_ganime.config import Config, ConfigError, TrainConfig
 from keras_ganime.families.base import Build, Draws, Family, Phase
 
@@ -277,6 +277,11 @@ class Engine:
 
     def generate(self, z: tf.Tensor) -> np.ndarray:
         return to_uint8(self.family.sampler()(z, training=False))
+
+    def pictures(self, reals: np.ndarray) -> dict[str, np.ndarray]:
+        """The family's other pictures (Family.pictures) of uint8 reals, as uint8 images."""
+        out = self.family.pictures(to_float(tf.constant(reals)))
+        return {name: to_uint8(images) for name, images in out.items()}
 
     def export(self, path: Path) -> None:
         """The family's export, written beside and renamed: never half a file under the name."""

@@ -119,19 +119,28 @@ def load_model(path: Path) -> keras.Model:
         raise GenerateError(f"{path}: cannot be loaded ({first})") from None
 
 
+def bare_file_config(path: Path, model: keras.Model) -> Config:
+    """The family of a .keras generator away from its run, told by its input: a DCGAN's takes
+    (1, 1, latent) noise, BEGAN's a flat (latent,) vector."""
+    shape = tuple(model.input_shape)
+    if len(shape) == 4 and shape[1:3] == (1, 1):
+        return config_lib.load(None, [f"model.latent_dim={shape[-1]}"])
+    if len(shape) == 2 and len(model.output_shape) == 4:
+        return config_lib.load(None, ['model.family="began"', f"model.latent_dim={shape[-1]}",
+                                      f"model.image_size={model.output_shape[1]}"])
+    raise GenerateError(f"{path}: not a generator: its input shape is {shape}, not (None, 1, 1, "
+                        f"latent) as a DCGAN's nor (None, latent) as BEGAN's")
+
+
 def open_source(source: Source) -> tuple[Family, keras.Model]:
     """The family that draws the latents, and the network that renders them. A .keras file away
-    from its run is taken for the reference's generator, its latent size read from the file."""
+    from its run is taken for its family's generator by its input shape (bare_file_config)."""
     from keras_ganime import sampling
 
     model = load_model(source.model_file) if source.model_file is not None else None
     cfg = source.config
     if cfg is None:
-        shape = tuple(model.input_shape)
-        if len(shape) != 4 or shape[1:3] != (1, 1):
-            raise GenerateError(f"{source.path}: not a generator: its input shape is {shape}, "
-                                f"not (None, 1, 1, latent)")
-        cfg = config_lib.load(None, [f"model.latent_dim={shape[-1]}"])
+        cfg = bare_file_config(source.path, model)
     family = sampling.build(cfg)
     if model is None:
         sampling.restore(family, sampling.latest_checkpoint(source.path))

@@ -63,8 +63,11 @@ def clear_debris(run: RunDir) -> None:
     """Deletes what the trainer's writes cut short leave behind: our temporary files
     (.NAME.tmp*), TensorFlow's unmerged checkpoint shards (ckpt-N_temp/) and its half-written
     index (checkpoint.tmpHEX). For the process that holds the run's lock: only the trainer writes
-    these places (eval/, which `evaluate` writes without the lock, is left alone)."""
-    places = [run.path, run.path / "samples", run.path / "milestones"]
+    these places (eval/, which `evaluate` writes without the lock, is left alone): the run's
+    folder and its folders of pictures (samples/, milestones/, a family's such as BEGAN's
+    reconstructions/)."""
+    places = [run.path, *(p for p in run.path.iterdir()
+                          if p.is_dir() and p.name not in ("eval", "checkpoints"))]
     for debris in [*(p for place in places for p in place.glob(".*.tmp*")),
                    *run.checkpoints.glob("*_temp*"), *run.checkpoints.glob("checkpoint.tmp*")]:
         shutil.rmtree(debris) if debris.is_dir() else debris.unlink(missing_ok=True)
@@ -255,11 +258,11 @@ class Loop:
     def _train(self) -> None:
         cfg, out, engine, run = self.cfg, self.cfg.output, self.engine, self.run
         fixed = engine.fixed_latents(GRID_SAMPLES)
+        n = len(engine.sampler.images)
+        pick = np.random.default_rng(cfg.train.seed).choice(n, GRID_SAMPLES, n < GRID_SAMPLES)
+        reals = tf.gather(engine.sampler.images, pick).numpy()
         if self.start == 0:
-            n = len(engine.sampler.images)
-            pick = np.random.default_rng(cfg.train.seed).choice(n, GRID_SAMPLES, n < GRID_SAMPLES)
-            viz.save_grid(tf.gather(engine.sampler.images, pick).numpy(), run.path / "reals.png",
-                          8)
+            viz.save_grid(reals, run.path / "reals.png", 8)
         writer = tf.summary.create_file_writer(str(run.path / "tensorboard"))
         milestones = set(cfg.milestones())
         clock, last = time.perf_counter(), self.start
@@ -281,6 +284,9 @@ class Loop:
                 if step % out.sample_every == 0 or step == cfg.train.steps or milestone:
                     viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
                                   8)
+                    for name, images in engine.pictures(reals).items():  # of reals.png's faces
+                        (run.path / name).mkdir(exist_ok=True)
+                        viz.save_grid(images, run.path / name / f"{step:07d}.png", 8)
                     self.write_plots()
                 if step % out.checkpoint_every == 0:
                     self.save("running")

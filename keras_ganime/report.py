@@ -193,6 +193,7 @@ def _copy(src: Path, out: Path, name: str) -> str:
 def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | None) -> str:
     runs = sorted(runs, key=lambda r: (r.seed, r.path.name))
     steps = chosen_steps(runs, wanted)
+    note = families.SPECS[runs[0].cfg.family].note
     paper = paper_says(name)
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
                    for k, v in table_rows(runs, steps))
@@ -201,7 +202,9 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
              (f"<table><tr><th>measured: {len(runs)} run(s), seeds {seeds}</th><th>mean ± sd</th>"
              f"</tr>{rows}</table>"),
              (f'<p class="paper"><b>{html.escape(who_says(name).capitalize())} reports:</b> '
-              f'{html.escape(paper)}</p></div>')]
+              f'{html.escape(paper)}</p>'),
+             (f'<p class="paper"><b>Read with:</b> {html.escape(note)}</p>' if note else ""),
+             "</div>"]
     for run in runs:
         label = f"{run.path.name} (seed {run.seed})"
         reason = run.info.get("reason")

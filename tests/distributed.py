@@ -97,12 +97,40 @@ def mirrored(out: Path) -> None:
     }.items():
         t0 = time.perf_counter()
         results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}
+    for name, optimizer in (("began_adam", "adam"), ("began_sgd", "sgd")):
+        results[name] = began_step(optimizer)
     try:
         Engine(config("train.distribute=mirrored", "train.batch_size=63"), images())
     except ConfigError as e:
         results["odd_batch_error"] = str(e)
     results["toy"] = toy_steps()
     out.write_text(json.dumps(results, indent=2))
+
+
+def began_step(optimizer: str) -> dict[str, float]:
+    """One BEGAN step from the same start on one device and on two replicas: its losses, k_t
+    (from the global batch's means) and every weight."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.engine import Engine
+
+    settings = ['model.family="began"', "model.image_size=16", "model.filters=8",
+                "model.hidden=8", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
+                f"d_optim.name={optimizer}", f"g_optim.name={optimizer}"]
+    single, mirrored = (Engine(config_lib.load(None, [*settings, f"train.distribute={d}"]),
+                               images()) for d in ("none", "mirrored"))
+    before = max(float(np.abs(a - b).max()) for a, b in zip(state(single), state(mirrored)))
+    out_1, out_2 = single.train_step(), mirrored.train_step()
+    return {
+        "initial_max_abs_diff": before,
+        "values": {k: [float(out_1[k]), float(out_2[k])] for k in out_1},
+        "max_rel_value_diff": max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k]))
+                                  for k in out_1),
+        "k_t": [float(single.family.k_t.numpy()), float(mirrored.family.k_t.numpy())],
+        "max_abs_weight_diff": max(
+            float(np.abs(w.numpy() - v.numpy()).max()) for w, v in zip(
+                *([w for net in gan.family.networks.values() for w in net.weights]
+                  for gan in (single, mirrored)))),
+    }
 
 
 def toy_steps(steps: int = 8) -> dict:

@@ -1,7 +1,8 @@
 """The benchmark's arithmetic; its timings are for `make bench`, never for tests."""
 
-from keras_ganime.bench import forward_flops, main, quartiles, step_flops
-from keras_ganime.families.dcgan import build_discriminator, build_generator
+from keras_ganime.bench import forward_flops, main, quartiles
+from keras_ganime.config import Config
+from keras_ganime.families.dcgan import build_discriminator, build_generator, step_flops
 from keras_ganime.families.dcgan_settings import DCGANModel
 
 
@@ -25,7 +26,7 @@ def test_flop_counts_of_the_reference_by_hand():
     g = forward_flops(build_generator(DCGANModel()))
     d = forward_flops(build_discriminator(DCGANModel()))
     assert (g, d) == (2 * g_macs, 2 * d_macs)
-    assert step_flops(g, d) == 2_800_091_136  # 2.80 GFLOP per image per training step
+    assert step_flops(Config(), g, d) == 2_800_091_136  # 2.80 GFLOP per image per training step
 
 
 def test_upsample_generator_costs_more():
@@ -90,3 +91,23 @@ def test_unknown_experiments_are_a_one_line_error(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --experiments: no experiment nope; experiments: default,")
     assert err.count("\n") == 1
+
+
+def test_flop_counts_of_began_by_hand():
+    from keras_ganime.bench import experiment_flops
+
+    def conv(size: int, c_in: int, c_out: int) -> int:  # a 3x3 conv's output size x k x k
+        return size * size * 9 * c_in * c_out
+
+    # G, and D's decoder: Dense 64 -> 8x8x128; two 128 -> 128 convs at 8, 16, 32, 64; to RGB.
+    g = 64 * 8 * 8 * 128 + sum(2 * conv(s, 128, 128) for s in (8, 16, 32, 64)) + conv(64, 128, 3)
+    # D's encoder: to 128 at 64; per scale two convs, widening to 128 (scale + 1), a stride-2
+    # conv (its output half the size) but after the last; Dense 8x8x512 -> 64.
+    encoder = (conv(64, 3, 128)
+               + conv(64, 128, 128) + conv(64, 128, 128) + conv(32, 128, 128)
+               + conv(32, 128, 256) + conv(32, 256, 256) + conv(16, 256, 256)
+               + conv(16, 256, 384) + conv(16, 384, 384) + conv(8, 384, 384)
+               + conv(8, 384, 512) + conv(8, 512, 512) + 8 * 8 * 512 * 64)
+    assert (g, encoder) == (1_619_001_344, 3_347_578_880)
+    # 3 G + 7 D per image (families/began.py), D = encoder + decoder.
+    assert experiment_flops("began64") == 2 * (3 * g + 7 * (encoder + g))

@@ -206,6 +206,84 @@ def test_downscale_is_antialiased(tmp_path):
     assert img.std() < 8
 
 
+# --- fit and resample: the paper's black bars ----------------------------------------------
+
+AMBER = (255, 200, 40)  # bright in every channel: content is never mistaken for a bar
+PAD = 128
+# 100x60 -> 128 x round-half-up(60 * 128 / 100 = 76.8) = 128x77; 51 bar rows, 25 above, 26 below.
+CONTENT, BAR_BEFORE, BAR_AFTER = 77, 25, 26
+
+
+def test_pad_gives_a_wide_image_black_bars_of_exactly_25_rows_above_and_26_below(tmp_path):
+    save(tmp_path / "src" / "wide.png", solid(AMBER, size=(100, 60)))
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5", size=PAD, fit="pad")
+    img = ds.images[0]
+    assert img.shape == (PAD, PAD, 3)
+    assert BAR_BEFORE + CONTENT + BAR_AFTER == PAD
+    assert (img[:BAR_BEFORE] == 0).all() and (img[PAD - BAR_AFTER:] == 0).all()
+    content = img[BAR_BEFORE:PAD - BAR_AFTER]
+    assert content[0].any(axis=-1).all() and content[-1].any(axis=-1).all()  # first, last rows
+    assert (content == AMBER).all()  # a solid colour stays solid, full width, no darkened edge
+
+
+def test_pad_puts_the_bars_of_a_tall_image_left_and_right(tmp_path):
+    save(tmp_path / "src" / "tall.png", solid(AMBER, size=(60, 100)))
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5", size=PAD, fit="pad")
+    img = ds.images[0]
+    assert (img[:, :BAR_BEFORE] == 0).all() and (img[:, PAD - BAR_AFTER:] == 0).all()
+    assert (img[:, BAR_BEFORE:PAD - BAR_AFTER] == AMBER).all()
+
+
+@pytest.mark.parametrize("resample", ["lanczos", "nearest"])
+def test_pad_of_a_square_image_equals_stretch(resample):
+    for side in (40, SIZE):  # resized, and already at size
+        img = noise(side, (side, side))
+        padded = data.fit_square(img, SIZE, "pad", resample)
+        np.testing.assert_array_equal(np.asarray(padded),
+                                      np.asarray(data.fit_square(img, SIZE, "stretch", resample)))
+    np.testing.assert_array_equal(np.asarray(data.fit_square(noise(1, (SIZE, SIZE)), SIZE, "pad")),
+                                  np.asarray(noise(1, (SIZE, SIZE))))
+
+
+def test_nearest_upscales_a_checker_to_exact_blocks(tmp_path):
+    checker = (np.indices((2, 2)).sum(0) % 2 * 255).astype(np.uint8)
+    big = np.asarray(data.fit_square(Image.fromarray(checker).convert("RGB"), 4,
+                                     resample="nearest"))
+    np.testing.assert_array_equal(big[..., 0], np.kron(checker, np.ones((2, 2), np.uint8)))
+    # and through prepare's workers' path: an 8x8 one-pixel checker at 16 is 2x2 blocks
+    board = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)
+    save(tmp_path / "src" / "board.png", Image.fromarray(board))
+    _, ds = run(tmp_path / "src", tmp_path / "out.h5", resample="nearest")
+    np.testing.assert_array_equal(ds.images[0, ..., 1], np.kron(board, np.ones((2, 2), np.uint8)))
+
+
+def test_default_is_stretch_with_lanczos(tmp_path):
+    src_img = noise(5, (100, 60))
+    save(tmp_path / "src" / "n.png", src_img)
+    _, default = run(tmp_path / "src", tmp_path / "default.h5")
+    _, explicit = run(tmp_path / "src", tmp_path / "explicit.h5", fit="stretch",
+                      resample="lanczos")
+    expected = np.asarray(src_img.resize((SIZE, SIZE), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(default.images[0], expected)
+    np.testing.assert_array_equal(explicit.images[0], expected)
+
+
+def test_bad_fit_or_resample_is_an_error(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out.h5"
+    save(src / "a.png", solid())
+    for kwargs in ({"fit": "crop"}, {"resample": "bicubic"}):
+        with pytest.raises(DataError, match="crop|bicubic") as info:
+            prepare(src, out, size=SIZE, workers=1, progress=False, **kwargs)
+        assert "\n" not in str(info.value)
+    proc = cli(src, out, "--fit", "crop")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # argparse's: usage lines, then the error
+    assert last.startswith("python -m keras_ganime.data prepare: error: argument --fit: "
+                           "invalid choice: 'crop' (choose from ")  # quoting varies by Python
+    assert "stretch" in last and "pad" in last
+    assert not out.exists()
+
+
 # --- bad files -----------------------------------------------------------------------------
 
 

@@ -351,3 +351,12 @@ def test_a_d_skip_run_logs_and_plots_the_share_of_skipped_updates(tmp_path, imag
                for s, r in zip(shares, rows))
     assert "d_skipped" in (run.path / "loss.csv").read_text().splitlines()[0]
     assert (run.path / "loss.png").stat().st_size > 1000
+
+
+def test_seed004_is_seed002_at_its_own_batch_and_length():
+    """So that seed 004 needs no learning test of its own: at the learning tests' batch of 16 the
+    two are the same run."""
+    a, b = config_lib.flatten(config_lib.load("seed002")), config_lib.flatten(
+        config_lib.load("seed004"))
+    assert {k for k in a if a[k] != b[k]} == {"train.batch_size", "train.steps", "output.name",
+                                              "output.milestones"}

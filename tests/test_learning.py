@@ -23,8 +23,7 @@ from keras_ganime.families.base import Family
 
 STEPS = 300
 MARGIN = 0.85
-SETTINGS = ("model.image_size=32", "train.batch_size=16", "data.synth_n=2000", "eval.metrics=swd",
-            "eval.samples=500")
+SETTINGS = ("model.image_size=32", "train.batch_size=16", "data.synth_n=2000", "eval.metrics=swd")
 
 
 def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
@@ -46,27 +45,29 @@ def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
     return family
 
 
-def trained(cfg: config_lib.Config, images: np.ndarray) -> Family:
+def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS) -> Family:
     gan = Engine(cfg, images)
-    for _ in range(STEPS):
+    for _ in range(steps):
         gan.train_step()
     return calibrated(gan.family, gan.rng, cfg.train.batch_size)
 
 
-def swd_before_after_control(experiment: str | None, seed: int) -> tuple[float, float, float]:
+def swd_before_after_control(experiment: str | None, seed: int, steps: int = STEPS,
+                             samples: int = 500, extra: tuple[str, ...] = ()
+                             ) -> tuple[float, float, float]:
     """SWD of the untrained generator, after STEPS steps, and after STEPS steps with G's
     updates vanishing, for an experiment's layers, initializers, loss and optimizers at 32 px and
     batch 16 on the built-in faces."""
-    cfg = config_lib.load(experiment, [*SETTINGS, f"train.seed={seed}"])
+    settings = [*SETTINGS, f"train.seed={seed}", f"eval.samples={samples}", *extra]
+    cfg = config_lib.load(experiment, settings)
     images = load_images("", cfg.data.synth_n, cfg.model.image_size)
     evaluator = Evaluator(cfg, images)
     untrained = Engine(cfg, images)
     before = evaluator(calibrated(untrained.family, untrained.rng, 16))["swd"]
-    after = evaluator(trained(cfg, images))["swd"]  # the same initial weights
-    frozen_g = config_lib.load(experiment, [*SETTINGS, f"train.seed={seed}",
-                                            "g_optim.learning_rate=1e-12"])
-    control = evaluator(trained(frozen_g, images))["swd"]
-    print(f"{experiment or 'default'} seed {seed}: SWD before {before:.1f}, after {STEPS} steps "
+    after = evaluator(trained(cfg, images, steps))["swd"]  # the same initial weights
+    frozen_g = config_lib.load(experiment, [*settings, "g_optim.learning_rate=1e-12"])
+    control = evaluator(trained(frozen_g, images, steps))["swd"]
+    print(f"{experiment or 'default'} seed {seed}: SWD before {before:.1f}, after {steps} steps "
           f"{after:.1f}, G's steps vanishing {control:.1f}")
     return before, after, control
 

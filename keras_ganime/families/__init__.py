@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from keras_ganime.families import dcgan_settings
+from keras_ganime.families import began_settings, dcgan_settings
 from keras_ganime.families.base import Family, FamilySpec
 
 SPECS: dict[str, FamilySpec] = {}
@@ -24,3 +24,4 @@ def load(name: str) -> type[Family]:
 
 
 register(dcgan_settings.SPEC)
+register(began_settings.SPEC)

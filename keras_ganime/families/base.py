@@ -38,6 +38,7 @@ class FamilySpec:
     logged: Callable[[Any], tuple[str, ...]]  # cfg -> loss.csv's columns between step and speed
     plots: Callable[[Any], tuple[tuple[str, tuple[str, ...]], ...]]  # cfg -> (axis, names) panels
     progress: Callable[[Any], Mapping[str, str]]  # cfg -> {label in the progress bar: name}
+    note: str = ""  # what the report says beside the source's words of every run of the family
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class Family:
     def sampler(self) -> Any:
         """The network that makes images from `latents`, in inference mode."""
         raise NotImplementedError
+
+    def pictures(self, reals: Tensor) -> dict[str, Tensor]:
+        """More pictures of the run, beside each sample grid, from a fixed batch of reals in
+        [-1, 1]: folder name -> images in [-1, 1] (BEGAN: D's reconstructions)."""
+        return {}
 
     def latents(self, rng: Any, n: int) -> Tensor:
         raise NotImplementedError

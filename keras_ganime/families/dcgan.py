@@ -198,6 +198,20 @@ def bce_logits(target: Tensor, logit: Tensor) -> Tensor:
 LOSS_FORMS = {"clipped_bce": bce, "torch_bce": torch_bce, "logits": bce_logits}
 
 
+def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
+    """FLOPs of one image through one training step (bench.py), from the networks' forward
+    FLOPs, a backward pass costing twice its forward pass:
+        fakes for D (G forward)                                 G
+        D on reals, D on fakes (forward + backward)             2 * 3D
+        each of G's `train.g_steps` updates through D
+            (G, D forward; D input-grad, G backward)            G + D + D + 2G
+    = 4 G + 8 D for the reference; for its 64x64 networks, 2.80 GFLOP per image. D stepped once
+    on the sum or twice costs the same; G on D's very fakes runs G again all the same (a
+    stateless pass); a skipped D update is counted as made.
+    """
+    return g_forward + 6 * d_forward + cfg.train.g_steps * (3 * g_forward + 2 * d_forward)
+
+
 # --- the family --------------------------------------------------------------------------------
 
 
