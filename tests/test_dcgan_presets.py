@@ -95,6 +95,21 @@ def test_torch_bce_clamps_each_log_at_minus_100():
     assert float(torch_bce(y, p)) == pytest.approx(np.mean(expected), rel=1e-6)
 
 
+def test_torch_bce_gradient_is_pytorchs_and_finite_at_0_and_1():
+    """BCELoss's backward: (p - y) / max(p (1 - p), 1e-12) / n; at p = 0 or 1 exactly the clamped
+    log's own derivative would be 0 x inf = NaN, and a saturated D would poison G's weights."""
+    y = tf.constant([1.0, 0.0, 1.0, 0.0, 1.0])
+    p = tf.constant([[0.3], [0.3], [0.0], [1.0], [1e-20]])
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        loss = torch_bce(y, p)
+    grad = tape.gradient(loss, p).numpy().reshape(-1)
+    hand = [(0.3 - 1) / 0.21, 0.3 / 0.21, -1 / 1e-12, 1 / 1e-12, (1e-20 - 1) / 1e-12]
+    np.testing.assert_allclose(grad, np.array(hand) / 5, rtol=1e-5)
+    assert float(loss) == pytest.approx((-np.log(0.3) - np.log(0.7) + 100 + 100 + 46.0517) / 5,
+                                        rel=1e-4)
+
+
 def test_bce_on_logits_by_hand():
     y = np.array([1.0, 0.0, 0.9, 0.0], np.float32)
     x = np.array([2.0, -1.0, 0.0, 40.0], np.float32)

@@ -35,6 +35,7 @@ STEM_SIZE = 4
 # Keras 2.0's binary cross-entropy clipped probabilities to [1e-7, 1 - 1e-7], which caps a loss at
 # about 16.1: the reference author's "loss above 15" failure signal is this saturation.
 EPSILON = 1e-7
+TORCH_BCE_EPSILON = 1e-12  # PyTorch's floor of p (1 - p) in BCELoss's gradient
 
 
 # --- the networks ------------------------------------------------------------------------------
@@ -182,11 +183,23 @@ def bce(target: Tensor, p: Tensor) -> Tensor:
 
 
 def torch_bce(target: Tensor, p: Tensor) -> Tensor:
-    """PyTorch's BCELoss: each log clamped at -100, so that a p of exactly 0 or 1 costs 100."""
+    """PyTorch's BCELoss: each log clamped at -100, so that a p of exactly 0 or 1 costs 100, and
+    its gradient, (p - y) / max(p (1 - p), 1e-12), finite where the clamped log's is not (its
+    chain rule would multiply 0 by the infinite slope of log at 0: NaN)."""
     p = ops.cast(ops.reshape(p, [-1]), "float32")
-    log_p = ops.maximum(ops.log(p), -100.0)
-    log_q = ops.maximum(ops.log(1.0 - p), -100.0)
-    return ops.mean(-(target * log_p + (1.0 - target) * log_q))
+
+    @ops.custom_gradient
+    def elementwise(p: Tensor) -> tuple[Tensor, Any]:
+        log_p = ops.maximum(ops.log(p), -100.0)
+        log_q = ops.maximum(ops.log(1.0 - p), -100.0)
+
+        def grad(*args: Tensor, upstream: Tensor | None = None) -> Tensor:
+            upstream = args[0] if upstream is None else upstream
+            return upstream * (p - target) / ops.maximum(p * (1.0 - p), TORCH_BCE_EPSILON)
+
+        return -(target * log_p + (1.0 - target) * log_q), grad
+
+    return ops.mean(elementwise(p))
 
 
 def bce_logits(target: Tensor, logit: Tensor) -> Tensor:
