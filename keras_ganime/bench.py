@@ -98,8 +98,10 @@ def _engine(batch: int, images: Any, experiment: str | None = None) -> Any:
     from keras_ganime import config as config_lib
     from keras_ganime.engine import Engine
 
-    return Engine(config_lib.load(experiment, [f"train.batch_size={batch}",
-                                               "train.warmup_steps=0"]), images)
+    cfg = config_lib.load(experiment, [f"train.batch_size={batch}"])
+    if hasattr(cfg.train, "warmup_steps"):  # a DCGAN's D-only start
+        config_lib.set_value(cfg, "train.warmup_steps", 0)
+    return Engine(cfg, images)
 
 
 def experiment_flops(experiment: str | None = None) -> int:
@@ -435,6 +437,7 @@ def bench_experiments(names: list[str], repeats: int, seconds: float, log: Any
                             "gflops": round(ips * flops / 1e9, 1), "peak_gflops": round(peak, 1),
                             "peak_fraction": round(ips * flops / 1e9 / peak, 3),
                             "repeats": repeats, "steps_per_repeat": steps})
+            log(json.dumps(results[-1]))  # kept should a later experiment fail
         return results
     finally:
         project.close()
