@@ -107,10 +107,13 @@ def test_a_few_hundred_steps_improve_the_swd_and_a_frozen_g_does_not():
 
 
 def test_a_preset_learns_and_its_frozen_g_does_not():
-    check(*swd_before_after_control(IN_THE_DEFAULT_RUN, 0, PRESETS[IN_THE_DEFAULT_RUN]))
+    """300 images per set here, to keep `make test` short: 165.3 -> 99.3 (0.60) on seed 0,
+    173.7 -> 109.5 (0.63) on seed 1, the controls 1.00."""
+    check(*swd_before_after_control(IN_THE_DEFAULT_RUN, 0, PRESETS[IN_THE_DEFAULT_RUN], 300))
 
 
 @pytest.mark.long
 @pytest.mark.parametrize("experiment", [n for n in PRESETS if n != IN_THE_DEFAULT_RUN])
 def test_each_preset_learns_and_its_frozen_g_does_not(experiment):
     check(*swd_before_after_control(experiment, 0, PRESETS[experiment]))
+
