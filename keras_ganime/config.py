@@ -443,7 +443,7 @@ def settings(path: Path, table: dict[str, Any], seen: tuple[str, ...] = ()) -> d
     own = {k: v for k, v in table.items() if k != "experiment"}
     if not base:
         return own
-    if path.stem in seen or Path(base).stem in (*seen, path.stem):
+    if Path(base).stem in (*seen, path.stem):
         raise ConfigError(f"{path}: [experiment] base = {base!r} leads back to "
                           f"{path.stem}; a base must not build on itself")
     base_path = experiment_file(base)

@@ -323,12 +323,9 @@ class Family(base.Family):
         """D's mean probability that a batch is real."""
         return ops.mean(ops.sigmoid(out) if self.logits else out)
 
-    def penalty(self, model: keras.Model) -> Tensor | float:
-        """The L2 penalty on a network's kernels (the paper's section 3.4); 0 when off."""
-        l2 = self.cfg.train.l2
-        if not l2:
-            return 0.0
-        return l2 * ops.sum([ops.sum(ops.square(ops.cast(w, "float32")))
+    def penalty(self, model: keras.Model) -> Tensor:
+        """The L2 penalty on a network's kernels (the paper's section 3.4, `train.l2`)."""
+        return self.cfg.train.l2 * ops.sum([ops.sum(ops.square(ops.cast(w, "float32")))
                              for w in model.trainable_weights if w.path.endswith("kernel")])
 
     def d_update(self, batches: list[tuple[Tensor, Tensor]], ctx: StepContext
