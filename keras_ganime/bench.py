@@ -48,13 +48,18 @@ def forward_flops(model: Any) -> int:
     and activations are a fraction of a percent and left out.
 
     Conv2D: out_h * out_w * k_h * k_w * c_in * c_out. Conv2DTranspose scatters every input pixel
-    through the kernel: in_h * in_w * k_h * k_w * c_in * c_out. Dense: n_in * n_out.
+    through the kernel: in_h * in_w * k_h * k_w * c_in * c_out. Dense: n_in * n_out. A model or
+    layer of a family's own (StyleGAN's) counts its multiply-adds itself (`multiply_adds`).
     """
     import keras
 
+    if hasattr(model, "multiply_adds"):
+        return 2 * model.multiply_adds()
     total = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2DTranspose):
+        if hasattr(layer, "multiply_adds"):
+            total += layer.multiply_adds()
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
             _, h, w, c_in = layer.input.shape
             total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
         elif isinstance(layer, keras.layers.Conv2D):

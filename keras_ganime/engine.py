@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,12 @@ class StepContext:
             # (`tf.nn.compute_average_loss`'s scaling); under float16, scaled up as well.
             scaled = [opt.scale_loss(loss if self.replicas == 1 else loss / self.replicas)
                       for (opt, _), loss in zip(steps, losses, strict=True)]
-        # Every gradient before any update: each is of the same forward pass.
-        grads = [tape.gradient(loss, variables) for (_, variables), loss in zip(steps, scaled)]
+        # Every gradient before any update: each is of the same forward pass. A variable the
+        # loss does not reach (D's last bias, for R1) gets a zero gradient, as NVlabs' optimizer
+        # gives it: Adam's moments of it still decay.
+        grads = [[tf.zeros_like(v) if g is None else g
+                  for g, v in zip(tape.gradient(loss, variables), variables)]
+                 for (_, variables), loss in zip(steps, scaled)]
         for (opt, variables), g in zip(steps, grads):
             opt.apply_gradients(zip(g, variables))
         return losses, aux
@@ -90,6 +95,14 @@ class StepContext:
             y = fn(x)
             total = tf.reduce_sum(y)  # inside the tape, or it has nothing to differentiate
         return y, tape.gradient(total, x)
+
+
+def remove(path: Path) -> None:
+    """A file or a folder, if there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:
@@ -284,11 +297,18 @@ class Engine:
         return {name: to_uint8(images) for name, images in out.items()}
 
     def export(self, path: Path) -> None:
-        """The family's export, written beside and renamed: never half a file under the name."""
+        """The family's export, written beside and renamed: never half a file under the name.
+        A folder (a SavedModel) replaces an older one whole: the old is renamed aside first."""
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        old = path.with_name(f".{path.stem}.old{path.suffix}")
         try:
+            for leftover in (tmp, old):
+                remove(leftover)
             self.family.export(tmp)
+            if path.is_dir():
+                os.replace(path, old)
             os.replace(tmp, path)
+            remove(old)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            remove(tmp)
             raise OSError(e.errno, e.strerror, str(path)) from None

@@ -4,6 +4,8 @@
     python -m keras_ganime.generate runs/00007-batch16/generator.keras --interpolate --out faces/
     python -m keras_ganime.generate runs/00007-batch16 --walk 3 --steps 9 --out faces/
     python -m keras_ganime.generate runs/00012-seed003 --manipulate --out faces/
+    python -m keras_ganime.generate runs/00014-stylegan-lite --truncation 0.7 --out faces/
+    python -m keras_ganime.generate runs/00014-stylegan-lite --style-mix coarse --out faces/
 
 The source is a run directory (its generator.keras, else its latest checkpoint) or a .keras file.
 The latent vectors are drawn as in training, by the run's family, reproducibly from --seed.
@@ -19,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -27,6 +29,7 @@ from PIL import Image
 from keras_ganime import config as config_lib
 from keras_ganime import viz
 from keras_ganime.config import Config, ConfigError
+from keras_ganime.families.stylegan_settings import TRUNCATION_STRIP, num_ws, ws_of
 from keras_ganime.sampling import SamplingError
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
@@ -250,10 +253,83 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cumulative", action="store_true",
                    help="--manipulate as seed 003's code does it: earlier rows' components stay "
                         f"multiplied by {WALK_SCALE:g}")
+    mode.add_argument("--truncation-strip", action="store_true",
+                      help=f"StyleGAN: {ROWS} rows of faces, a column per psi in "
+                           f"{', '.join(f'{x:g}' for x in TRUNCATION_STRIP)} (seed 003's Fig. 8)")
+    mode.add_argument("--style-mix", metavar="LAYERS",
+                      help="StyleGAN: source faces along the top, destination faces down the "
+                           "side, each cell the destination with the source's styles at the "
+                           "coarse (4-8 px), middle (16-32 px) or fine (64 px) layers, or at w's "
+                           "A-B")
     p.add_argument("--steps", type=int,
                    help="images per row of --interpolate or --walk (default 8), of "
                         "--manipulate (default 10)")
+    p.add_argument("--truncation", type=float, metavar="PSI",
+                   help="StyleGAN: w = w_avg + PSI (w - w_avg) (default 1: none)")
+    p.add_argument("--truncation-cutoff", type=int, metavar="N",
+                   help="StyleGAN: truncate the first N w's only (default: all)")
+    p.add_argument("--noise", choices=["const", "random"],
+                   help="StyleGAN: the per-layer noise fixed, as in training's grids (const, "
+                        "the default), or drawn anew for each image (random)")
     return p.parse_args(argv)
+
+
+# Each StyleGAN option and the capability (families.base.FamilySpec) it needs.
+NEEDS = {"truncation": "truncation", "truncation_cutoff": "truncation",
+         "truncation_strip": "truncation", "style_mix": "style_mixing", "noise": "noise"}
+
+
+def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
+    """Options the run's family cannot honour, and bad StyleGAN option values, as one line."""
+    for option, capability in NEEDS.items():
+        if getattr(args, option) not in (None, False) and (
+                capability not in config_lib.family_spec(cfg.family).capabilities):
+            raise GenerateError(f"--{option.replace('_', '-')}: the {cfg.family} family has no "
+                                f"{capability.replace('_', ' ')} (StyleGAN has)")
+    if args.truncation_cutoff is not None:
+        count = num_ws(cfg.model.image_size)
+        if not 1 <= args.truncation_cutoff <= count:
+            raise GenerateError(f"--truncation-cutoff {args.truncation_cutoff} is outside [1, "
+                                f"{count}]: the w's of {cfg.model.image_size}x"
+                                f"{cfg.model.image_size}")
+    if args.style_mix is not None:
+        if args.noise == "random":
+            raise GenerateError("--style-mix keeps the noise fixed, so that only the styles "
+                                "differ: leave out --noise random")
+        try:
+            ws_of(args.style_mix, cfg.model.image_size)
+        except ValueError as e:
+            raise GenerateError(f"--style-mix: {e}") from None
+
+
+def sampler(family: Family, args: argparse.Namespace, psi: float | None = None
+            ) -> keras.Model:
+    """A StyleGAN's sampler with the options asked for (psi: the strip's, over --truncation)."""
+    return family.sampler(args.truncation if psi is None else psi, args.truncation_cutoff,
+                          args.noise or "const")
+
+
+MIXES = 5  # sources and destinations of a style-mixing grid
+
+
+def style_mixing(args: argparse.Namespace, family: Family, draw: Any, out: Path) -> list[str]:
+    """The first row: a blank, then the sources; each next row: a destination, then it with
+    each source's styles in the chosen w's."""
+    from keras_ganime.batches import to_uint8
+
+    first, last = ws_of(args.style_mix, family.cfg.model.image_size)
+    psi = 1.0 if args.truncation is None else args.truncation
+    z = draw(2 * MIXES)
+    sources, destinations = z[:MIXES], z[MIXES:]
+    alone = to_uint8(family.mix(z, z, 0, 0, psi))
+    rows = [np.zeros_like(alone[:1]), alone[:MIXES]]
+    for i in range(MIXES):
+        mixed = family.mix(np.repeat(destinations[i:i + 1], MIXES, axis=0), sources, first,
+                           last, psi)
+        rows += [alone[MIXES + i:MIXES + i + 1], to_uint8(mixed)]
+    name = f"style-mix-{args.style_mix}.png"
+    return [write_grid(np.concatenate(rows), out / name, MIXES + 1),
+            f"  columns: sources; rows: destinations with the sources' w {first} to {last - 1}"]
 
 
 def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: Path
@@ -281,6 +357,14 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
         return [write_grid(images(z), out / name, args.steps),
                 f"  rows: z[{'], z['.join(map(str, components))}]; columns: times {scales}"]
+    if args.truncation_strip:
+        z = draw(ROWS)
+        strip = [render(sampler(family, args, psi), z) for psi in TRUNCATION_STRIP]
+        return [write_grid(np.stack(strip, axis=1).reshape(-1, *strip[0].shape[1:]),
+                           out / "truncation.png", len(TRUNCATION_STRIP)),
+                f"  columns: psi {', '.join(f'{x:g}' for x in TRUNCATION_STRIP)}"]
+    if args.style_mix is not None:
+        return style_mixing(args, family, draw, out)
     if args.walk is not None:
         z = walk(draw(ROWS), args.walk, args.steps)
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
@@ -310,7 +394,12 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise GenerateError(f"{out}: cannot be made a folder ({e.strerror})") from None
+        if source.config is not None:
+            check_family_options(args, source.config)
         family, model = open_source(source)
+        check_family_options(args, family.cfg)
+        if family.spec.capabilities and (args.truncation is not None or args.noise):
+            model = sampler(family, args)
         check_walk(args.walk, family.cfg.model.latent_dim)
         written = generate(args, family, model, out)
     except (GenerateError, SamplingError, ConfigError) as e:

@@ -280,7 +280,7 @@ class Loop:
                         milestone or cfg.eval.every and step % cfg.eval.every == 0):
                     self.evaluate(step)
                 if milestone:  # the sampling network alone, kept beside the checkpoint ring
-                    engine.export(run.milestones / f"{step:07d}.keras")
+                    engine.export(run.milestones / f"{step:07d}{engine.family.export_suffix}")
                 if step % out.sample_every == 0 or step == cfg.train.steps or milestone:
                     viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
                                   8)
@@ -299,7 +299,7 @@ class Loop:
                                128 + signals.received)
         self.bar.close()
         self.save("done")
-        engine.export(run.path / "generator.keras")
+        engine.export(run.path / f"generator{engine.family.export_suffix}")
 
 
 def fit(engine: Engine, run: RunDir, progress: bool = True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from keras_ganime.families import began_settings, dcgan_settings
+from keras_ganime.families import began_settings, dcgan_settings, stylegan_settings
 from keras_ganime.families.base import Family, FamilySpec
 
 SPECS: dict[str, FamilySpec] = {}
@@ -25,3 +25,4 @@ def load(name: str) -> type[Family]:
 
 register(dcgan_settings.SPEC)
 register(began_settings.SPEC)
+register(stylegan_settings.SPEC)

@@ -39,6 +39,9 @@ class FamilySpec:
     plots: Callable[[Any], tuple[tuple[str, tuple[str, ...]], ...]]  # cfg -> (axis, names) panels
     progress: Callable[[Any], Mapping[str, str]]  # cfg -> {label in the progress bar: name}
     note: str = ""  # what the report says beside the source's words of every run of the family
+    # Sampling options its generator honours (generate checks them): truncation, style_mixing,
+    # noise (the per-layer noise fixed or drawn anew)
+    capabilities: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ class Family:
 
     def latents(self, rng: Any, n: int) -> Tensor:
         raise NotImplementedError
+
+    export_suffix = ".keras"  # of `export`'s file or folder (generator.keras in a run)
 
     def export(self, path: Path) -> None:
         """The sampling network as a file that plain Keras loads."""
