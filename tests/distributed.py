@@ -99,6 +99,8 @@ def mirrored(out: Path) -> None:
         results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}
     for name, optimizer in (("began_adam", "adam"), ("began_sgd", "sgd")):
         results[name] = began_step(optimizer)
+    for name, optimizer in (("stylegan_adam", "adam"), ("stylegan_sgd", "sgd")):
+        results[name] = stylegan_step(optimizer)
     try:
         Engine(config("train.distribute=mirrored", "train.batch_size=63"), images())
     except ConfigError as e:
@@ -130,6 +132,34 @@ def began_step(optimizer: str) -> dict[str, float]:
             float(np.abs(w.numpy() - v.numpy()).max()) for w, v in zip(
                 *([w for net in gan.family.networks.values() for w in net.weights]
                   for gan in (single, mirrored)))),
+    }
+
+
+def stylegan_step(optimizer: str) -> dict[str, float]:
+    """One StyleGAN step (D, R1 at step 0 with its input gradient per replica, G, then the EMA
+    and w_avg) from the same start on one device and on two replicas: its values, w_avg and
+    every weight, the EMA generator's included. Minibatch-stddev groups are contiguous: the same
+    groups of 4 on one device as in each replica's half."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.engine import Engine
+
+    settings = ['model.family="stylegan"', "model.image_size=16", 'model.channels="16,16,8"',
+                "model.latent_dim=8", "model.w_dim=8", f"train.batch_size={GLOBAL_BATCH}",
+                f"d_optim.name={optimizer}", f"g_optim.name={optimizer}"]
+    single, mirrored = (Engine(config_lib.load(None, [*settings, f"train.distribute={d}"]),
+                               images()) for d in ("none", "mirrored"))
+    out_1, out_2 = single.train_step(), mirrored.train_step()
+    weights = [[w.numpy() for net in gan.family.networks.values() for w in net.weights]
+               for gan in (single, mirrored)]
+    return {
+        "values": {k: [float(out_1[k]), float(out_2[k])] for k in out_1},
+        "max_rel_value_diff": max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k]))
+                                  for k in out_1),
+        "max_abs_w_avg_diff": float(np.abs(single.family.w_avg.numpy()
+                                           - mirrored.family.w_avg.numpy()).max()),
+        "w_avg_abs_max": float(np.abs(single.family.w_avg.numpy()).max()),
+        "max_abs_weight_diff": max(float(np.abs(a - b).max())
+                                   for a, b in zip(*weights, strict=True)),
     }
 
 

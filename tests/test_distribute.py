@@ -80,15 +80,22 @@ def test_two_replicas_equal_one_device_with_synchronised_batchnorm(mirrored):
     assert adam["max_abs_diff_but_zero_gradient_biases"] < 2e-5, adam
 
 
-def test_began_on_two_replicas_equals_one_device_k_t_included(mirrored):
+def test_began_and_stylegan_on_two_replicas_equal_one_device(mirrored):
     """BEGAN's one forward pass feeds both updates, and k_t's control step reads the global
-    batch's means: on two replicas as on one device. No BatchNorm: every gradient is a real one,
-    so Adam's first step (about lr x its sign) agrees as closely as SGD's."""
+    batch's means; StyleGAN's R1 takes each replica's input gradient, and its EMA and w_avg
+    read the global batch: on two replicas as on one device. No BatchNorm: every gradient is a
+    real one, so Adam's first step (about lr x its sign) agrees as closely as SGD's."""
     for case in ("began_sgd", "began_adam"):
         r = mirrored[case]
         assert r["initial_max_abs_diff"] == 0.0, case
         assert r["max_rel_value_diff"] < 1e-5, r
         assert abs(r["k_t"][0] - r["k_t"][1]) < 1e-9 and r["k_t"][0] > 0, r
+        assert r["max_abs_weight_diff"] < 1e-5, r
+    for case in ("stylegan_sgd", "stylegan_adam"):
+        r = mirrored[case]
+        assert r["max_rel_value_diff"] < 1e-5, r
+        assert np.isfinite(r["values"]["r1"]).all() and r["values"]["r1"][0] > 0, r
+        assert r["max_abs_w_avg_diff"] < 1e-6 and r["w_avg_abs_max"] > 0, r
         assert r["max_abs_weight_diff"] < 1e-5, r
     # Per-replica BatchNorm normalises each half batch with its own statistics: another step.
     replica_bn = mirrored["adam_replica_bn"]
