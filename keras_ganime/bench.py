@@ -304,6 +304,10 @@ def worker(kind: str) -> None:
             out: Any = impl.measure(req["batch"], req["steps"], **req.get("options", {}))
         elif req["op"] == "peak":
             out = impl.peak()
+        elif req["op"] == "gpus":
+            import tensorflow as tf
+
+            out = len(tf.config.list_logical_devices("GPU"))
         else:
             out = impl.flops(**req.get("options", {}))
         print(json.dumps({"value": out}), flush=True)
@@ -423,9 +427,16 @@ def bench_experiments(names: list[str], repeats: int, seconds: float, log: Any
 
     project = Worker("project", None)
     project.wait_ready()
+    known = config_lib.experiments()
     try:
         results = []
+        gpus = project.ask("gpus")
         for name in names:
+            if known[name].hardware == "gpu" and not gpus:
+                results.append({"experiment": name, "skipped": "made for a GPU ([experiment] "
+                                "hardware = \"gpu\"), and there is none here"})
+                log(json.dumps(results[-1]))
+                continue
             batch = config_lib.load(name).train.batch_size
             flops = project.ask("flops", options={"experiment": name})
             options = {"experiment": name}
@@ -452,11 +463,15 @@ def experiments_table(results: list[dict[str, Any]]) -> str:
     head = "experiment            batch  images/s  GFLOP/image  GFLOP/s  peak GFLOP/s  of peak"
     rows = [head, "-" * len(head)]
     for r in results:
+        if "skipped" in r:
+            rows.append(f"{r['experiment']:<20}  skipped: {r['skipped']}")
+            continue
         rows.append(f"{r['experiment']:<20}  {r['batch']:>5}  {r['images_per_s']:>8.1f}  "
                     f"{r['gflop_per_image']:>11.3f}  {r['gflops']:>7.1f}  "
                     f"{r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.1%}")
+    repeats = next((r["repeats"] for r in results if "repeats" in r), 0)
     rows.append(f"each experiment's training step at its own batch size, median of "
-                f"{results[0]['repeats']} repeats; practical peak: float32 matmul "
+                f"{repeats} repeats; practical peak: float32 matmul "
                 f"{MATMUL}x{MATMUL}, in the same turns")
     return "\n".join(rows)
 

@@ -394,6 +394,7 @@ class Experiment:
     paper: str = ""  # what its source reports of it, stated here only
     source: str = ""  # the seed document it reproduces; empty: the paper
     base: str = ""  # an experiment whose settings this one changes (its name or path)
+    hardware: str = ""  # "gpu": too big for a CPU (bench skips it there); empty: any
 
 
 def _experiment(path: Path, table: dict[str, Any]) -> Experiment:

@@ -11,8 +11,8 @@
         samples/NNNNNNN.png   fixed-noise 8x8 grids, one frame per sample_every steps
         checkpoints/     the family's networks and optimizers, the step, the random generator
         tensorboard/     summaries for TensorBoard
-        generator.keras  the final generator
-        milestones/NNNNNNN.keras   the generator at each of output.milestones
+        generator.keras  the final generator (StyleGAN: generator.savedmodel, a SavedModel)
+        milestones/NNNNNNN.keras   the generator at each of output.milestones (.savedmodel)
         eval/NNNNNNN/metrics.json   `python -m keras_ganime.evaluate RUN`, per checkpoint
 """
 

@@ -111,3 +111,17 @@ def test_flop_counts_of_began_by_hand():
     assert (g, encoder) == (1_619_001_344, 3_347_578_880)
     # 3 G + 7 D per image (families/began.py), D = encoder + decoder.
     assert experiment_flops("began64") == 2 * (3 * g + 7 * (encoder + g))
+
+
+@pytest.mark.skipif(bool(__import__("tensorflow").config.list_physical_devices("GPU")),
+                    reason="a GPU is here: the experiment runs")
+def test_a_gpu_experiment_is_skipped_on_a_cpu_with_the_reason(capsys):
+    """stylegan-seed003 says it is made for a GPU; there is none on this machine."""
+    import json
+
+    from keras_ganime.bench import main
+
+    assert main(["--experiments", "stylegan-seed003", "--quick", "--json"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert result == {"experiment": "stylegan-seed003", "skipped": 'made for a GPU ([experiment] '
+                      'hardware = "gpu"), and there is none here'}

@@ -154,7 +154,7 @@ def test_an_experiment_table_holds_only_what_it_should(tmp_path):
     path = tmp_path / "x.toml"
     path.write_text('[experiment]\ndescription = "x"\nclaim = "y"\n')
     with pytest.raises(ConfigError, match="x.toml: \\[experiment\\] holds only base, "
-                                          "description, paper, source"):
+                                          "description, hardware, paper, source"):
         config_lib.load(path)
 
 
