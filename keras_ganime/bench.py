@@ -470,6 +470,8 @@ def experiments_table(results: list[dict[str, Any]]) -> str:
                     f"{r['gflop_per_image']:>11.3f}  {r['gflops']:>7.1f}  "
                     f"{r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.1%}")
     repeats = next((r["repeats"] for r in results if "repeats" in r), 0)
+    if not repeats:
+        return "\n".join(rows)
     rows.append(f"each experiment's training step at its own batch size, median of "
                 f"{repeats} repeats; practical peak: float32 matmul "
                 f"{MATMUL}x{MATMUL}, in the same turns")

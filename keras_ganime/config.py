@@ -404,6 +404,9 @@ def _experiment(path: Path, table: dict[str, Any]) -> Experiment:
             isinstance(v, str) for v in info.values()):
         raise ConfigError(f"{path}: [experiment] holds only {', '.join(sorted(fields))}, "
                           f"as strings")
+    if info.get("hardware", "") not in ("", "gpu"):
+        raise ConfigError(f"{path}: [experiment] hardware must be \"gpu\" or absent, got "
+                          f"{info['hardware']!r}")
     return Experiment(path.stem, **info)
 
 

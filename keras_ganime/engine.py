@@ -126,7 +126,8 @@ class Engine:
         scope = self.strategy.scope if self.strategy else contextlib.nullcontext
         build = Build(POLICIES[cfg.train.mixed_precision],
                       self.strategy is not None and cfg.train.sync_batchnorm,
-                      cfg.train.fused_batchnorm, cfg.train.mixed_precision == "float16")
+                      cfg.train.fused_batchnorm, cfg.train.mixed_precision == "float16",
+                      self.replicas)
         with scope():
             self.family = build_family(cfg, build)
         self.phases = self.family.phases
@@ -302,6 +303,8 @@ class Engine:
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         old = path.with_name(f".{path.stem}.old{path.suffix}")
         try:
+            if old.exists() and not path.exists():  # a kill between the two renames below
+                os.replace(old, path)
             for leftover in (tmp, old):
                 remove(leftover)
             self.family.export(tmp)
@@ -311,4 +314,6 @@ class Engine:
             remove(old)
         except OSError as e:
             remove(tmp)
+            if old.exists() and not path.exists():
+                os.replace(old, path)
             raise OSError(e.errno, e.strerror, str(path)) from None

@@ -286,6 +286,12 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
                 capability not in config_lib.family_spec(cfg.family).capabilities):
             raise GenerateError(f"--{option.replace('_', '-')}: the {cfg.family} family has no "
                                 f"{capability.replace('_', ' ')} (StyleGAN has)")
+    if args.truncation_strip and args.truncation is not None:
+        raise GenerateError("--truncation-strip sets psi itself, a column each: leave out "
+                            "--truncation")
+    if args.truncation_cutoff is not None and args.truncation is None and not (
+            args.truncation_strip):
+        raise GenerateError("--truncation-cutoff needs --truncation PSI (or --truncation-strip)")
     if args.truncation_cutoff is not None:
         count = num_ws(cfg.model.image_size)
         if not 1 <= args.truncation_cutoff <= count:
@@ -304,9 +310,11 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
 
 def sampler(family: Family, args: argparse.Namespace, psi: float | None = None
             ) -> keras.Model:
-    """A StyleGAN's sampler with the options asked for (psi: the strip's, over --truncation)."""
-    return family.sampler(args.truncation if psi is None else psi, args.truncation_cutoff,
-                          args.noise or "const")
+    """A StyleGAN's sampler with the options asked for (psi: the strip's; none: --truncation's,
+    1 without it)."""
+    if psi is None:
+        psi = 1.0 if args.truncation is None else args.truncation
+    return family.sampler(psi, args.truncation_cutoff, args.noise or "const")
 
 
 MIXES = 5  # sources and destinations of a style-mixing grid
@@ -321,11 +329,12 @@ def style_mixing(args: argparse.Namespace, family: Family, draw: Any, out: Path)
     psi = 1.0 if args.truncation is None else args.truncation
     z = draw(2 * MIXES)
     sources, destinations = z[:MIXES], z[MIXES:]
-    alone = to_uint8(family.mix(z, z, 0, 0, psi))
+    cutoff = args.truncation_cutoff
+    alone = to_uint8(family.mix(z, z, 0, 0, psi, cutoff))
     rows = [np.zeros_like(alone[:1]), alone[:MIXES]]
     for i in range(MIXES):
         mixed = family.mix(np.repeat(destinations[i:i + 1], MIXES, axis=0), sources, first,
-                           last, psi)
+                           last, psi, cutoff)
         rows += [alone[MIXES + i:MIXES + i + 1], to_uint8(mixed)]
     name = f"style-mix-{args.style_mix}.png"
     return [write_grid(np.concatenate(rows), out / name, MIXES + 1),
@@ -397,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         if source.config is not None:
             check_family_options(args, source.config)
         family, model = open_source(source)
-        check_family_options(args, family.cfg)
+        if source.config is None:  # a bare .keras file: its family is known only now
+            check_family_options(args, family.cfg)
         if family.spec.capabilities and (args.truncation is not None or args.noise):
             model = sampler(family, args)
         check_walk(args.walk, family.cfg.model.latent_dim)

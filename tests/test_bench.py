@@ -1,5 +1,7 @@
 """The benchmark's arithmetic; its timings are for `make bench`, never for tests."""
 
+import pytest
+
 from keras_ganime.bench import forward_flops, main, quartiles
 from keras_ganime.config import Config
 from keras_ganime.families.dcgan import build_discriminator, build_generator, step_flops
@@ -118,8 +120,6 @@ def test_flop_counts_of_began_by_hand():
 def test_a_gpu_experiment_is_skipped_on_a_cpu_with_the_reason(capsys):
     """stylegan-seed003 says it is made for a GPU; there is none on this machine."""
     import json
-
-    from keras_ganime.bench import main
 
     assert main(["--experiments", "stylegan-seed003", "--quick", "--json"]) == 0
     (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

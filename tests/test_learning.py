@@ -18,6 +18,9 @@ images per set; SWD before -> after, and the control, as a share of before), see
     carpedm20-l2         300    183.0 -> 110.4 (0.60), 1.00     182.8 -> 112.4 (0.61), 1.00
     carpedm20-dskip-l2   600    183.0 -> 88.1 (0.48), 1.00      182.8 -> 127.4 (0.70), 1.00
 
+    stylegan-lite        600    121.3 -> 74.0 (0.61), 1.00      122.7 -> 77.8 (0.63), 1.00
+      (at the test size: 32 px, widths 64, 64, 64, 32, z = w = 64; scored by its EMA G)
+
 The closest trained run sits 0.06 below the margin (carpedm20-dskip, seed 1), every control
 0.15 above it. seed003 and the D-skip variants get 600 steps: at 300, seed003's seed 1 reached
 only 0.89 (measured before BCELoss's gradient became PyTorch's, families/dcgan.py), and both

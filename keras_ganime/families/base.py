@@ -81,6 +81,7 @@ class Build:
     sync_bn: bool = False  # BatchNorm statistics over all replicas of a strategy
     fused_bn: bool = False  # BatchNorm by TensorFlow's fused kernel (batchnorm.py)
     loss_scale: bool = False  # dynamic loss scaling, for float16
+    replicas: int = 1  # the strategy's; each replica gets batch_size / replicas of a batch
 
 
 class StepContext(Protocol):

@@ -30,6 +30,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from keras_ganime.config import ConfigError
 from keras_ganime.families import base, stylegan_settings
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.stylegan_settings import StyleGANModel, channels, num_ws
@@ -171,13 +172,28 @@ class Synthesis(layers.Layer):
         super().__init__(**kwargs)
         self.cfg, self.widths = cfg, channels(cfg)
         self.num_ws = num_ws(cfg.image_size)
-        self.convs, self.to_rgb = [], []
+        # Each layer and noise image an attribute of its own: TensorFlow's checkpoint follows
+        # attributes, not the lists Keras keeps them in.
+        convs = 0
         for i, width in enumerate(self.widths):
-            if i:
-                self.convs.append(ModulatedConv(width, up=True, name=f"conv{len(self.convs)}"))
-            self.convs.append(ModulatedConv(width, name=f"conv{len(self.convs)}"))
-            self.to_rgb.append(ModulatedConv(3, 1, demodulate=False, noise=False,
-                                             activation=False, name=f"to_rgb{i}"))
+            for up in ((True, False) if i else (False,)):
+                setattr(self, f"conv{convs}", ModulatedConv(width, up=up, name=f"conv{convs}"))
+                convs += 1
+            setattr(self, f"to_rgb{i}", ModulatedConv(3, 1, demodulate=False, noise=False,
+                                                      activation=False, name=f"to_rgb{i}"))
+        self.conv_count = convs
+
+    @property
+    def convs(self) -> list[ModulatedConv]:
+        return [getattr(self, f"conv{i}") for i in range(self.conv_count)]
+
+    @property
+    def to_rgb(self) -> list[ModulatedConv]:
+        return [getattr(self, f"to_rgb{i}") for i in range(len(self.widths))]
+
+    @property
+    def fixed_noise(self) -> list[Any]:
+        return [getattr(self, f"noise{i}") for i in range(self.conv_count)]
 
     def noise_shapes(self) -> list[tuple[int, int, int]]:
         """(size, size, 1) of each conv's noise, in order."""
@@ -188,9 +204,10 @@ class Synthesis(layers.Layer):
         w_shape = (None, ws_shape[-1])
         self.const = self.add_weight((4, 4, self.widths[0]), keras.initializers.RandomNormal(
             0.0, 1.0), name="const")
-        self.fixed_noise = [self.add_weight(shape, keras.initializers.RandomNormal(0.0, 1.0),
-                                            trainable=False, name=f"noise{i}")
-                            for i, shape in enumerate(self.noise_shapes())]
+        for i, shape in enumerate(self.noise_shapes()):
+            setattr(self, f"noise{i}", self.add_weight(
+                shape, keras.initializers.RandomNormal(0.0, 1.0), trainable=False,
+                name=f"noise{i}"))
         shape = (None, 4, 4, self.widths[0])
         for i, conv in enumerate(self.convs):
             conv.build(shape, w_shape)
@@ -285,10 +302,6 @@ def build_discriminator(cfg: StyleGANModel) -> keras.Model:
     return keras.Model(image, EqualDense(1, name="logit")(x), name="discriminator")
 
 
-def d_multiply_adds(d: keras.Model) -> int:
-    return sum(layer.multiply_adds() for layer in d.layers if hasattr(layer, "multiply_adds"))
-
-
 def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
     """FLOPs of one image through one training step (bench.py), a backward pass costing twice
     its forward pass:
@@ -334,6 +347,11 @@ class Family(base.Family):
         self.w_avg = keras.Variable(ops.zeros((cfg.model.w_dim,)), trainable=False,
                                     name="w_avg", aggregation="only_first_replica")
         self.num_ws = self.generator.num_ws
+        share, group = cfg.train.batch_size // build.replicas, cfg.model.mbstd_group
+        if share % group:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} gives each of the "
+                              f"{build.replicas} replicas {share} images, not a multiple of "
+                              f"model.mbstd_group {group}", "train.batch_size")
 
     @property
     def phases(self) -> tuple[Phase, ...]:
@@ -397,8 +415,9 @@ class Family(base.Family):
         return {"g_loss": loss}
 
     def ema_beta(self, steps: Tensor) -> Tensor:
-        """The weight average's decay after `steps` steps: half-life ema_half_life images, or
-        ema_rampup x the images seen, if fewer."""
+        """The weight average's decay at the step after `steps` steps: half-life ema_half_life
+        images, or ema_rampup x the images seen before the step, if fewer (0 at the first step:
+        G_ema becomes G)."""
         s, batch = self.cfg.stylegan, self.cfg.train.batch_size
         half_life = ops.convert_to_tensor(s.ema_half_life, "float32")
         if s.ema_rampup:
@@ -407,7 +426,7 @@ class Family(base.Family):
 
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
         """G's weight average, and w's (of G's pass's first z, by the updated mapping)."""
-        beta = self.ema_beta(self.g_optim.iterations)
+        beta = self.ema_beta(self.g_optim.iterations - 1)  # G has just been stepped
         for average, weight in zip(self.generator_ema.trainable_variables,
                                    self.generator.trainable_variables, strict=True):
             average.assign(weight + (average - weight) * beta)
@@ -447,11 +466,12 @@ class Family(base.Family):
         return keras.Model(z, image, name="sampler")
 
     def mix(self, destination: Tensor, source: Tensor, first: int, last: int,
-            psi: float = 1.0) -> Tensor:
-        """Images of the destination z's with the source z's styles in w's [first, last)."""
+            psi: float = 1.0, cutoff: int | None = None) -> Tensor:
+        """Images of the destination z's with the source z's styles in w's [first, last), each
+        truncated by psi before cutoff."""
         g = self.generator_ema
-        ws = self.truncated(g.mapping(destination), psi)
-        source_ws = self.truncated(g.mapping(source), psi)
+        ws = self.truncated(g.mapping(destination), psi, cutoff)
+        source_ws = self.truncated(g.mapping(source), psi, cutoff)
         layer = ops.arange(self.num_ws)[None, :, None]
         return g.synthesis(ops.where((layer >= first) & (layer < last), source_ws, ws))
 

@@ -71,7 +71,8 @@ def num_ws(image_size: int) -> int:
 
 def ws_of(name: str, image_size: int) -> tuple[int, int]:
     """The [first, last) w indices of a named layer range (MIX_RANGES) or of `A-B` (w indices,
-    B included). w i drives resolution 4 x 2^(i // 2)."""
+    B included). w's 2r and 2r + 1 are resolution 4 x 2^r's, as NVlabs groups them (w 2r + 1
+    drives that resolution's ToRGB and the next one's first conv)."""
     count = num_ws(image_size)
     if name in MIX_RANGES:
         low, high = MIX_RANGES[name]
@@ -113,8 +114,7 @@ def validate(cfg: Config) -> None:
     config.check_range(cfg, ["stylegan.mixing_prob", "stylegan.w_avg_beta"], 0.0, 1.0)
     if cfg.train.batch_size % cfg.model.mbstd_group:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be a multiple of "
-                          f"model.mbstd_group {cfg.model.mbstd_group} (and so must each "
-                          f"replica's share)", "train.batch_size")
+                          f"model.mbstd_group {cfg.model.mbstd_group}", "train.batch_size")
     if cfg.train.mixed_precision != "off":
         raise ConfigError("train.mixed_precision: the StyleGAN family runs in float32 only "
                           "(its demodulation is not checked in lower precision)",
