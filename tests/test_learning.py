@@ -20,6 +20,8 @@ images per set; SWD before -> after, and the control, as a share of before), see
 
     stylegan-lite        600    121.3 -> 74.0 (0.61), 1.00      122.7 -> 77.8 (0.63), 1.00
       (at the test size: 32 px, widths 64, 64, 64, 32, z = w = 64; scored by its EMA G)
+    began64 (n = 32)    1000    119.0 -> 92.9 (0.78), 1.00      122.6 -> 94.8 (0.77), 1.00
+      (SWD at the finest level alone: test_began_learns_fine_detail_and_its_frozen_g_does_not)
 
 The closest trained run sits 0.06 below the margin (carpedm20-dskip, seed 1), every control
 0.15 above it. seed003 and the D-skip variants get 600 steps: at 300, seed003's seed 1 reached
