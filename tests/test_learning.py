@@ -18,7 +18,7 @@ images per set; SWD before -> after, and the control, as a share of before), see
     carpedm20-l2         300    183.0 -> 110.4 (0.60), 1.00     182.8 -> 112.4 (0.61), 1.00
     carpedm20-dskip-l2   600    183.0 -> 88.1 (0.48), 1.00      182.8 -> 127.4 (0.70), 1.00
 
-    stylegan-lite        600    121.3 -> 74.0 (0.61), 1.00      122.7 -> 77.8 (0.63), 1.00
+    stylegan-lite        600    121.3 -> 74.0 (0.61), 1.00      122.7 -> 77.7 (0.63), 1.00
       (at the test size: 32 px, widths 64, 64, 64, 32, z = w = 64; scored by its EMA G)
     began64 (n = 32)    1000    119.0 -> 92.9 (0.78), 1.00      122.6 -> 94.8 (0.77), 1.00
       (SWD at the finest level alone: test_began_learns_fine_detail_and_its_frozen_g_does_not)
