@@ -308,13 +308,16 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
             raise GenerateError(f"--style-mix: {e}") from None
 
 
+def truncation(args: argparse.Namespace) -> float:
+    """--truncation's psi; 1 (none) without it."""
+    return 1.0 if args.truncation is None else args.truncation
+
+
 def sampler(family: Family, args: argparse.Namespace, psi: float | None = None
             ) -> keras.Model:
-    """A StyleGAN's sampler with the options asked for (psi: the strip's; none: --truncation's,
-    1 without it)."""
-    if psi is None:
-        psi = 1.0 if args.truncation is None else args.truncation
-    return family.sampler(psi, args.truncation_cutoff, args.noise or "const")
+    """A StyleGAN's sampler with the options asked for (psi: the strip's, else --truncation's)."""
+    return family.sampler(truncation(args) if psi is None else psi, args.truncation_cutoff,
+                          args.noise or "const")
 
 
 MIXES = 5  # sources and destinations of a style-mixing grid
@@ -326,7 +329,7 @@ def style_mixing(args: argparse.Namespace, family: Family, draw: Any, out: Path)
     from keras_ganime.batches import to_uint8
 
     first, last = ws_of(args.style_mix, family.cfg.model.image_size)
-    psi = 1.0 if args.truncation is None else args.truncation
+    psi = truncation(args)
     z = draw(2 * MIXES)
     sources, destinations = z[:MIXES], z[MIXES:]
     cutoff = args.truncation_cutoff
@@ -395,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             raise GenerateError("--components and --cumulative go with --manipulate")
         source = find_source(Path(args.source))
         if source.config is not None:  # a bare .keras file tells its latent size once loaded
+            check_family_options(args, source.config)
             check_walk(args.walk, source.config.model.latent_dim)
             if args.components:
                 parse_components(args.components, source.config.model.latent_dim)
@@ -403,8 +407,6 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise GenerateError(f"{out}: cannot be made a folder ({e.strerror})") from None
-        if source.config is not None:
-            check_family_options(args, source.config)
         family, model = open_source(source)
         if source.config is None:  # a bare .keras file: its family is known only now
             check_family_options(args, family.cfg)
