@@ -134,6 +134,11 @@ def paper_says(name: str) -> str:
     return known.paper if known and known.paper else "not one of the paper's experiments."
 
 
+def sentence_case(text: str) -> str:
+    """The first letter upper case, the rest as written (names such as NVlabs keep theirs)."""
+    return text[:1].upper() + text[1:]
+
+
 def who_says(name: str) -> str:
     """Whose report `paper_says` quotes: the experiment's source document, else the paper."""
     known = config_lib.experiments().get(name)
@@ -201,7 +206,7 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
     parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2><div class="row">',
              (f"<table><tr><th>measured: {len(runs)} run(s), seeds {seeds}</th><th>mean ± sd</th>"
              f"</tr>{rows}</table>"),
-             (f'<p class="paper"><b>{html.escape(who_says(name).capitalize())} reports:</b> '
+             (f'<p class="paper"><b>{html.escape(sentence_case(who_says(name)))} reports:</b> '
               f'{html.escape(paper)}</p>'),
              (f'<p class="paper"><b>Read with:</b> {html.escape(note)}</p>' if note else ""),
              "</div>"]

@@ -548,6 +548,9 @@ def test_evaluate_animate_and_report_on_a_stylegan_run(stylegan_run, tmp_path, c
     assert report.main(["--runs", str(stylegan_run.parent), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
     assert "Seed 003&#x27;s FID 39.4 was measured with Inception features" in page
+    # a preset's source, as its file writes it (NVlabs, not nvlabs)
+    assert report.sentence_case(report.who_says("stylegan-lite")) == (
+        "Seed 003 (NVlabs StyleGAN), made small")
 
 
 @pytest.mark.long
