@@ -210,27 +210,31 @@ def test_d_optimizer_takes_the_lazy_correction():
 @pytest.fixture(scope="module")
 def thirty_three_steps(images):
     """33 steps, with each step's batch-mean w (G's pass's first z, by the mapping after the
-    step) taken from a copy of the random generator made before it."""
+    step) taken from a copy of the random generator made before it, and G's and G_ema's
+    weights (trainable) after steps 1, 19 and 20."""
     gan = Engine(tiny(), images)
     family = gan.family
-    r1, means = [], []
-    for _ in range(33):
+    r1, means, weights = [], [], {}
+    for step in range(1, 34):
         twin = tf.random.Generator.from_state(gan.rng.state.numpy(), gan.rng.algorithm)
         values = gan.train_step()
         z = family.draw(twin, 8).per_sample["g_z"]
         means.append(np.mean(family.generator.mapping(z).numpy(), axis=0))
         r1.append(float(values["r1"]))
-    return gan, r1, means
+        if step in (1, 19, 20):
+            weights[step] = [[v.numpy() for v in g.trainable_variables]
+                             for g in (family.generator, family.generator_ema)]
+    return gan, r1, means, weights
 
 
 def test_r1_runs_on_steps_0_16_32_only(thirty_three_steps):
-    _, r1, _ = thirty_three_steps
+    _, r1, _, _ = thirty_three_steps
     assert [i for i, v in enumerate(r1) if np.isfinite(v)] == [0, 16, 32]
 
 
 def test_w_avg_is_a_hand_ema_of_the_batch_mean_w_and_survives_save_and_load(
         thirty_three_steps, images, tmp_path):
-    gan, _, means = thirty_three_steps
+    gan, _, means, _ = thirty_three_steps
     hand = np.zeros(8, np.float32)
     for mean in means:
         hand = mean + (hand - mean) * 0.995
@@ -262,30 +266,22 @@ def test_the_checkpoint_holds_every_weight_of_every_network(thirty_three_steps, 
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
-def test_the_ema_generator_by_hand(images):
+def test_the_ema_generator_by_hand(thirty_three_steps):
     """G_ema <- G + (G_ema - G) beta after each step, beta from the half-life min(10,000,
     0.05 x the images seen before the step): 0 at the first step (G_ema becomes G), and
     0.5^(8 / (0.05 x 8 x 19)) = 0.48 at the twentieth."""
-    gan = Engine(tiny(), images)
-    g, ema = gan.family.generator, gan.family.generator_ema
-    np.testing.assert_array_equal(ema.trainable_variables[0].numpy(),
-                                  g.trainable_variables[0].numpy())
-    gan.train_step()
-    for e, v in zip(ema.trainable_variables, g.trainable_variables, strict=True):
-        np.testing.assert_array_equal(e.numpy(), v.numpy())
-    for _ in range(18):
-        gan.train_step()
-    before = [v.numpy() for v in ema.trainable_variables]
-    gan.train_step()
+    gan, _, _, weights = thirty_three_steps
+    g_1, ema_1 = weights[1]
+    for e, v in zip(ema_1, g_1, strict=True):
+        np.testing.assert_array_equal(e, v)
+    _, ema_19 = weights[19]
+    g_20, ema_20 = weights[20]
     beta = 0.5 ** (8 / (0.05 * 8 * 19))
     assert float(gan.family.ema_beta(19)) == pytest.approx(beta) and 0.4 < beta < 0.6
-    for e, v, old in zip(ema.trainable_variables, g.trainable_variables, before, strict=True):
-        np.testing.assert_allclose(e.numpy(), v.numpy() + (old - v.numpy()) * beta,
-                                   rtol=1e-5, atol=1e-6)
-    moved = max(float(np.abs(e.numpy() - v.numpy()).max())
-                for e, v in zip(ema.trainable_variables, g.trainable_variables))
-    assert moved > 1e-4  # the average lags G
-    without_rampup = Engine(tiny("stylegan.ema_rampup=0"), images).family
+    for e, v, old in zip(ema_20, g_20, ema_19, strict=True):
+        np.testing.assert_allclose(e, v + (old - v) * beta, rtol=1e-5, atol=1e-6)
+    assert max(float(np.abs(e - v).max()) for e, v in zip(ema_20, g_20)) > 1e-4  # it lags G
+    without_rampup = stylegan.Family(tiny("stylegan.ema_rampup=0"), stylegan.base.Build())
     assert float(without_rampup.ema_beta(19)) == pytest.approx(0.5 ** (8 / 10000))
 
 
@@ -345,9 +341,9 @@ def test_style_mixing_switches_at_the_crossover(thirty_three_steps):
 def test_the_draws_mix_about_nine_batches_in_ten(images):
     family = Engine(tiny(), images).family
     rng = tf.random.Generator.from_seed(0)
-    crossovers = [int(family.draw(rng, 8).per_batch["g_crossover"]) for _ in range(400)]
-    unmixed = crossovers.count(num_ws(16)) / 400
-    assert 0.06 < unmixed < 0.14, unmixed
+    crossovers = [int(family.draw(rng, 8).per_batch["g_crossover"]) for _ in range(200)]
+    unmixed = crossovers.count(num_ws(16)) / 200
+    assert 0.04 < unmixed < 0.16, unmixed  # 0.1 +- 3 standard deviations of 200 draws
     assert set(crossovers) == set(range(1, num_ws(16) + 1))
 
 
