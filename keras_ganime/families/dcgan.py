@@ -325,8 +325,9 @@ class Family(base.Family):
 
     def penalty(self, model: keras.Model) -> Tensor:
         """The L2 penalty on a network's kernels (the paper's section 3.4, `train.l2`)."""
+        kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
         return self.cfg.train.l2 * ops.sum([ops.sum(ops.square(ops.cast(w, "float32")))
-                             for w in model.trainable_weights if w.path.endswith("kernel")])
+                                            for w in kernels])
 
     def d_update(self, batches: list[tuple[Tensor, Tensor]], ctx: StepContext
                  ) -> tuple[list[Tensor], list[Tensor]]:

@@ -22,6 +22,7 @@ regulariser. Settings: `stylegan_settings.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime.config import ConfigError
+from keras_ganime.config import ConfigError, OptimConfig
 from keras_ganime.families import base, stylegan_settings
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.stylegan_settings import StyleGANModel, channels, num_ws
@@ -317,14 +318,12 @@ def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
 # --- the family --------------------------------------------------------------------------------
 
 
-def d_optimizer(cfg: Any, lazy: int) -> keras.optimizers.Optimizer:
+def d_optimizer(opt: OptimConfig, every: int) -> keras.optimizers.Optimizer:
     """D's Adam with the lazy regulariser's correction c = every / (every + 1): rate x c and
-    betas ^ c (a copy of the settings; the settings themselves stay as written)."""
-    c = lazy / (lazy + 1)
-    opt = cfg.d_optim
-    scaled = type(opt)(**{**vars(opt), "learning_rate": opt.learning_rate * c,
-                          "beta_1": opt.beta_1 ** c, "beta_2": opt.beta_2 ** c})
-    return build_optimizer(scaled)
+    betas ^ c (on a copy of the settings; they stay as written)."""
+    c = every / (every + 1)
+    return build_optimizer(dataclasses.replace(
+        opt, learning_rate=opt.learning_rate * c, beta_1=opt.beta_1 ** c, beta_2=opt.beta_2 ** c))
 
 
 class Family(base.Family):
@@ -338,7 +337,7 @@ class Family(base.Family):
         self.generator_ema.set_weights(self.generator.get_weights())
         self.discriminator = build_discriminator(cfg.model)
         self.g_optim = build_optimizer(cfg.g_optim)
-        self.d_optim = d_optimizer(cfg, cfg.stylegan.r1_every)
+        self.d_optim = d_optimizer(cfg.d_optim, cfg.stylegan.r1_every)
         self.g_optim.build(self.generator.trainable_variables)
         self.d_optim.build(self.discriminator.trainable_variables)
         self.networks = {"generator": self.generator, "generator_ema": self.generator_ema,
@@ -381,10 +380,10 @@ class Family(base.Family):
         return ops.where(layer < crossover, w[:, None], w2[:, None])
 
     def fakes(self, draws: Draws, p: str) -> Tensor:
-        s, noise_count = draws.per_sample, len(self.generator.synthesis.noise_shapes())
+        s, synthesis = draws.per_sample, self.generator.synthesis
         ws = self.mixed(self.generator, s[f"{p}_z"], s[f"{p}_z2"],
                         draws.per_batch[f"{p}_crossover"])
-        return self.generator.synthesis(ws, [s[f"{p}_noise{i}"] for i in range(noise_count)])
+        return synthesis(ws, [s[f"{p}_noise{i}"] for i in range(synthesis.conv_count)])
 
     def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
                   ) -> dict[str, Tensor]:
