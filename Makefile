@@ -3,7 +3,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # The package's extras to install: make test EXTRAS=test,gpu on a machine with an NVIDIA GPU
 # (TensorFlow's CUDA wheels). A change of EXTRAS needs `rm .venv/.installed` to take effect.
-EXTRAS ?= test
+EXTRAS ?= test,jax
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -19,7 +19,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 # train`, and exp-all runs the others, the paper's, one after the other.
 EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: venv test test-dist test-slow test-long test-torture lint bench soak report train encoder \
+.PHONY: venv test test-dist test-slow test-long test-torture test-jax lint bench soak report train encoder \
 	check-metrics data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
@@ -48,6 +48,11 @@ test-long: $(STAMP)
 # ends bit for bit as the run in one go (tests/test_torture.py); -s prints the moments.
 test-torture: $(STAMP)
 	$(PY) -m pytest -m torture -s tests/test_torture.py
+
+# The JAX engine against TensorFlow's, and each family's learning test and a SIGKILLed run on
+# Keras's JAX backend (tests marked jax; setup.cfg).
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -m jax -s tests/test_jax.py tests/test_learning.py
 
 # The paper's dataset, nagadomi's animeface-character-dataset, downloaded, checked and prepared
 # as data/animeface.h5 (keras_ganime/fetch.py).

@@ -1,4 +1,5 @@
-"""The training engine: one compiled step for any family, on one device or under a strategy.
+"""TensorFlow's training engine: one compiled step for any family, on one device or under a
+strategy (`jax_engine.py` is JAX's; `engines.py` chooses).
 
 It owns what every family shares: the step counter, the random generator (`tf.random.Generator`,
 checkpointed), the real-image sampler (uint8 images held on the device), the NaN watch and the
@@ -18,9 +19,9 @@ sits around the replicas (tf.distribute's all-reduces cannot sit in a conditiona
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ganime import distribute, failure, families
+from keras_ganime import checkpoints, distribute, failure
 from keras_ganime.batches import Sampler, to_float, to_uint8
 from keras_ganime.config import Config, ConfigError, TrainConfig
-from keras_ganime.families.base import Build, Draws, Family, Phase
-
-POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-GRID_SEED = 1_000_003  # the fixed latents of a run's sample grids: a seed stream of their own
+from keras_ganime.engines import GRID_SEED, POLICIES, build_family, export_replacing
+from keras_ganime.families.base import Build, Draws, Phase
 
 
 def use_xla(cfg: TrainConfig) -> bool:
@@ -97,19 +96,6 @@ class StepContext:
         return y, tape.gradient(total, x)
 
 
-def remove(path: Path) -> None:
-    """A file or a folder, if there."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def build_family(cfg: Config, build: Build | None = None) -> Family:
-    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling."""
-    return families.load(cfg.family)(cfg, build or Build())
-
-
 class Engine:
     """A family, its random generator, its step counter and its watch: all a checkpoint holds."""
 
@@ -155,6 +141,7 @@ class Engine:
             self.names = tuple(n for p in self.phases for n in p.outputs)
             self.last = tf.Variable(tf.fill([len(self.names)], np.nan), trainable=False,
                                     aggregation=once) if any(p.gate for p in self.phases) else None
+        self.images = images
         self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
         self.context = StepContext(self.replicas)
         self.frozen = StepContext(self.replicas, frozen=True)
@@ -165,7 +152,18 @@ class Engine:
     # --- the step ---
     def _step(self) -> dict[str, tf.Tensor]:
         draws = self.family.draw(self.rng, self.cfg.train.batch_size)
-        indices = self.sampler.indices(self.step, self.rng)
+        return self._apply(draws, self.sampler.indices(self.step, self.rng))
+
+    def step_with(self, draws: Draws, indices: np.ndarray) -> dict[str, tf.Tensor]:
+        """One step on given random inputs and real images' indices, in place of the
+        generator's: for comparing the engines on the same inputs."""
+        def apply(per_sample: dict, per_batch: dict, indices: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self._apply(Draws(per_sample, per_batch), indices)
+
+        return tf.function(apply, jit_compile=False)(draws.per_sample, draws.per_batch,
+                                                     tf.constant(indices, tf.int64))
+
+    def _apply(self, draws: Draws, indices: tf.Tensor) -> dict[str, tf.Tensor]:
         values: dict[str, tf.Tensor] = {}
         finite = tf.constant(True)
         gated = self.last is not None
@@ -267,6 +265,34 @@ class Engine:
             state["last_values"] = self.last
         return tf.train.Checkpoint(**self.family.checkpoint_objects(), **state)
 
+    def open_checkpoints(self, directory: Path, keep: int) -> int:
+        """Restores the directory's newest checkpoint that reads completely, if any, keeps the
+        newest `keep` of those `save` writes there; returns the step reached."""
+        checkpoints.check_backend(directory, "tensorflow", "resume them")
+        self.manager = tf.train.CheckpointManager(self.checkpoint(), directory, keep)
+        latest = checkpoints.newest_readable(directory)
+        if latest:
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+        return self.step_count()
+
+    def save(self, step: int) -> None:
+        """A checkpoint of this step; an OSError naming it when the disk refuses it."""
+        try:
+            self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as e:  # TensorFlow's own writer says it in its words
+            text = e.message or ""
+            code = (errno.ENOSPC if "No space left" in text else
+                    errno.EFBIG if "File too large" in text else errno.EIO)
+            raise OSError(code, os.strerror(code), str(Path(self.manager.directory) /
+                                                       f"ckpt-{step}")) from None
+
+    def step_count(self) -> int:
+        return int(self.step.numpy())
+
+    def first_bad(self) -> int:
+        """The first step whose values were not finite, or -1."""
+        return int(self.first_bad_step.numpy())
+
     def loss_failure(self) -> tuple[int, str] | None:
         """(step, reason) once the device-side watch has seen a rule hold past its patience."""
         step = int(self.loss_failed_at.numpy())
@@ -297,23 +323,10 @@ class Engine:
         out = self.family.pictures(to_float(tf.constant(reals)))
         return {name: to_uint8(images) for name, images in out.items()}
 
+    @property
+    def export_suffix(self) -> str:
+        return self.family.export_suffix
+
     def export(self, path: Path) -> None:
-        """The family's export, written beside and renamed: never half a file under the name.
-        A folder (a SavedModel) replaces an older one whole: the old is renamed aside first."""
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        old = path.with_name(f".{path.stem}.old{path.suffix}")
-        try:
-            if old.exists() and not path.exists():  # a kill between the two renames below
-                os.replace(old, path)
-            for leftover in (tmp, old):
-                remove(leftover)
-            self.family.export(tmp)
-            if path.is_dir():
-                os.replace(path, old)
-            os.replace(tmp, path)
-            remove(old)
-        except OSError as e:
-            remove(tmp)
-            if old.exists() and not path.exists():
-                os.replace(old, path)
-            raise OSError(e.errno, e.strerror, str(path)) from None
+        """The family's export, written beside and renamed (engines.export_replacing)."""
+        export_replacing(path, self.family.export)

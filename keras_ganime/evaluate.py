@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from keras_ganime import checkpoints as ckpts
 from keras_ganime import config as config_lib
 from keras_ganime import features, metric_names
 from keras_ganime.config import Config, ConfigError
@@ -101,7 +102,6 @@ class Evaluator:
 def checkpoints(run: Path, all_checkpoints: bool) -> list[tuple[int, str]]:
     """(step, checkpoint prefix) of the newest checkpoint that reads completely, or of every one
     kept that does, oldest first; each damaged one is skipped with a line."""
-    from keras_ganime import checkpoints as ckpts
     from keras_ganime.runs import RunError
 
     try:
@@ -127,7 +127,7 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
         if value is not None:
             config_lib.set_value(cfg, key, value)
     cfg.validate()
-    if not (run / "checkpoints" / "checkpoint").is_file():  # said before TensorFlow starts
+    if ckpts.format_of(run / "checkpoints") is None:  # said before the backend starts
         raise EvalError(f"{run}: no checkpoint yet; train it to its first checkpoint "
                         f"(output.checkpoint_every) with python -m keras_ganime.train --resume "
                         f"{run}")

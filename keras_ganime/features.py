@@ -45,9 +45,19 @@ class Extractor:
 
     def __init__(self, name: str, model: Any, size: int, dim: int,
                  preprocess: Callable[[Any], Any] | None = None) -> None:
-        import tensorflow as tf
+        import keras
 
         self.name, self.size, self.dim = name, size, dim
+        if keras.backend.backend() != "tensorflow":
+            # Keras compiles the model's inference for its backend (JAX: jax.jit), per shape.
+            def run(images: Any) -> Any:
+                x = np.asarray(images, np.float32)
+                return model.predict_on_batch(x if preprocess is None else preprocess(x))
+
+            self._embed = run
+            self._resize = keras.ops.image.resize
+            return
+        import tensorflow as tf
 
         # One traced graph for every batch size (the last batch is usually short).
         @tf.function(reduce_retracing=True, autograph=False)
@@ -74,9 +84,9 @@ class Extractor:
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
                 if chunk.shape[1:3] != (self.size, self.size):
-                    chunk = self._resize(chunk, (self.size, self.size), method="bilinear",
+                    chunk = self._resize(chunk, (self.size, self.size), "bilinear",
                                          antialias=True)
-                out[start:start + len(chunk)] = self._embed(chunk).numpy()
+                out[start:start + len(chunk)] = np.asarray(self._embed(chunk))
                 bar.update(len(chunk))
         return out
 

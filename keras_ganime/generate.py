@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from keras_ganime import checkpoints, viz
 from keras_ganime import config as config_lib
-from keras_ganime import viz
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.families.stylegan_settings import TRUNCATION_STRIP, num_ws, ws_of
 from keras_ganime.sampling import SamplingError
@@ -102,7 +102,7 @@ def find_source(path: Path) -> Source:
     if (path / "generator.keras").is_file():
         check_model_file(path / "generator.keras")
         return Source(path, path / "generator.keras", cfg)
-    if not (path / "checkpoints" / "checkpoint").is_file():
+    if checkpoints.format_of(path / "checkpoints") is None:
         raise GenerateError(f"{path}: no generator.keras and no checkpoint yet")
     return Source(path, None, cfg)
 

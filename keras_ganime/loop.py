@@ -1,4 +1,5 @@
-"""The training loop around `engine.Engine.train_step`, and the run directory it trains in.
+"""The training loop around an engine's `train_step` (`engines.py`: TensorFlow's or JAX's), and
+the run directory it trains in.
 
 It draws nothing and computes nothing of its own: it runs steps, pulls the family's values to the
 host every `log_every` steps, and writes the run directory (`runs.py`): CSV, TensorBoard, grids,
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
-import os
 import resource
 import shutil
 import signal
@@ -23,18 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
-import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
-from keras_ganime import checkpoints, distribute, families, viz
+from keras_ganime import checkpoints, engines, families, viz
 from keras_ganime import config as config_lib
 from keras_ganime.config import Config
-from keras_ganime.engine import Engine
 from keras_ganime.evaluate import Evaluator
 from keras_ganime.failure import metric_failure
 from keras_ganime.runs import RUN_FORMAT, RunDir, Stop, atomic_write, new_run_dir, package_version
+from keras_ganime.scalars import ScalarWriter
 
 GRID_SAMPLES = 64
 # loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
@@ -62,10 +60,10 @@ def _clock(seconds: float) -> str:
 def clear_debris(run: RunDir) -> None:
     """Deletes what the trainer's writes cut short leave behind: our temporary files
     (.NAME.tmp*), TensorFlow's unmerged checkpoint shards (ckpt-N_temp/) and its half-written
-    index (checkpoint.tmpHEX). For the process that holds the run's lock: only the trainer writes
-    these places (eval/, which `evaluate` writes without the lock, is left alone): the run's
-    folder and its folders of pictures (samples/, milestones/, a family's such as BEGAN's
-    reconstructions/)."""
+    index (checkpoint.tmpHEX), the JAX engine's half-written archive (ckpt-N_temp.npz). For the
+    process that holds the run's lock: only the trainer writes these places (eval/, which
+    `evaluate` writes without the lock, is left alone): the run's folder and its folders of
+    pictures (samples/, milestones/, a family's such as BEGAN's reconstructions/)."""
     places = [run.path, *(p for p in run.path.iterdir()
                           if p.is_dir() and p.name not in ("eval", "checkpoints"))]
     for debris in [*(p for place in places for p in place.glob(".*.tmp*")),
@@ -96,7 +94,7 @@ class Loop:
     checkpoint if it has one, scored by `evaluator` every eval.every steps and at each milestone.
     """
 
-    def __init__(self, engine: Engine, run: RunDir, progress: bool = True,
+    def __init__(self, engine: Any, run: RunDir, progress: bool = True,
                  evaluator: Evaluator | None = None) -> None:
         self.engine, self.run, self.evaluator = engine, run, evaluator
         clear_debris(run)  # a process killed mid-write left it; nothing else ever would
@@ -104,12 +102,7 @@ class Loop:
         spec = families.SPECS[cfg.family]
         self.logged, self.plots = spec.logged(cfg), spec.plots(cfg)
         self.progress_names = spec.progress(cfg)
-        self.manager = tf.train.CheckpointManager(engine.checkpoint(), run.checkpoints,
-                                                  cfg.output.keep_checkpoints)
-        latest = checkpoints.newest_readable(run.checkpoints)
-        if latest:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
-        self.start = int(engine.step.numpy())
+        self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
         need = cfg.output.keep_checkpoints * engine.checkpoint_bytes()
         if (free := shutil.disk_usage(run.path).free) < need:
             print(f"warning: {_size(free)} free for {run.path}, but its "
@@ -138,17 +131,10 @@ class Loop:
     def save(self, status: str) -> None:
         """The CSV before the checkpoint: a kill between the two leaves rows that resume trims,
         never a gap. Nothing non-finite is ever saved."""
-        step = int(self.engine.step.numpy())
+        step = self.engine.step_count()
         self.fail_if_bad(step, check_weights=True)
         self.write_plots()
-        try:
-            self.manager.save(checkpoint_number=step)
-        except tf.errors.OpError as e:  # TensorFlow's own writer says it in its words
-            text = e.message or ""
-            code = (errno.ENOSPC if "No space left" in text else
-                    errno.EFBIG if "File too large" in text else errno.EIO)
-            raise OSError(code, os.strerror(code), str(self.run.checkpoints / f"ckpt-{step}")
-                          ) from None
+        self.engine.save(step)
         self.update_json(status=status, step=step)
 
     def update_json(self, **values: Any) -> None:
@@ -156,7 +142,7 @@ class Loop:
 
     # --- failures ---
     def fail_if_bad(self, step: int, check_weights: bool = False) -> None:
-        bad = int(self.engine.first_bad_step.numpy())
+        bad = self.engine.first_bad()
         if bad < 0 and (not check_weights or self.engine.weights_finite()):
             return
         self.bar.close()
@@ -188,8 +174,7 @@ class Loop:
         self.rows.append({"step": step, **values,
                           "images_per_s": round(steps * self.cfg.train.batch_size / seconds, 2),
                           "wall_s": self.wall_s()})
-        for k, v in values.items():
-            tf.summary.scalar(k, v, step=step)
+        self.scalars.write(values, step)
         self.bar.set_postfix({label: f"{values[name]:.3f}"
                               for label, name in self.progress_names.items()}, refresh=False)
         if self.plain and time.perf_counter() - self.line_at >= self.cfg.output.progress_s:
@@ -218,8 +203,7 @@ class Loop:
                            ["step", *evaluator.names, "eval_s", "wall_s"])
         viz.metric_plot({self.run.path.name: self.scores}, evaluator.names,
                         self.run.path / "metrics.png", self.run.path.name)
-        for name in evaluator.names:
-            tf.summary.scalar(name, self.scores[-1][name], step=step)
+        self.scalars.write({name: self.scores[-1][name] for name in evaluator.names}, step)
         if (reason := metric_failure(self.scores, self.cfg)) is not None:
             self.record_failure(step, reason)
 
@@ -236,7 +220,7 @@ class Loop:
             raise self.write_failed(e) from None
 
     def write_failed(self, e: OSError) -> Stop:
-        step = int(self.engine.step.numpy())
+        step = self.engine.step_count()
         self.bar.close()
         clear_debris(self.run)
         if e.errno == errno.ENOSPC:
@@ -258,15 +242,14 @@ class Loop:
     def _train(self) -> None:
         cfg, out, engine, run = self.cfg, self.cfg.output, self.engine, self.run
         fixed = engine.fixed_latents(GRID_SAMPLES)
-        n = len(engine.sampler.images)
+        n = len(engine.images)
         pick = np.random.default_rng(cfg.train.seed).choice(n, GRID_SAMPLES, n < GRID_SAMPLES)
-        reals = tf.gather(engine.sampler.images, pick).numpy()
+        reals = engine.images[pick]
         if self.start == 0:
             viz.save_grid(reals, run.path / "reals.png", 8)
-        writer = tf.summary.create_file_writer(str(run.path / "tensorboard"))
         milestones = set(cfg.milestones())
         clock, last = time.perf_counter(), self.start
-        with _Signals() as signals, writer.as_default():
+        with _Signals() as signals, ScalarWriter(run.path / "tensorboard") as self.scalars:
             for step in range(self.start + 1, cfg.train.steps + 1):
                 values = engine.train_step()
                 self.bar.update()
@@ -280,7 +263,7 @@ class Loop:
                         milestone or cfg.eval.every and step % cfg.eval.every == 0):
                     self.evaluate(step)
                 if milestone:  # the sampling network alone, kept beside the checkpoint ring
-                    engine.export(run.milestones / f"{step:07d}{engine.family.export_suffix}")
+                    engine.export(run.milestones / f"{step:07d}{engine.export_suffix}")
                 if step % out.sample_every == 0 or step == cfg.train.steps or milestone:
                     viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
                                   8)
@@ -299,10 +282,10 @@ class Loop:
                                128 + signals.received)
         self.bar.close()
         self.save("done")
-        engine.export(run.path / f"generator{engine.family.export_suffix}")
+        engine.export(run.path / f"generator{engine.export_suffix}")
 
 
-def fit(engine: Engine, run: RunDir, progress: bool = True,
+def fit(engine: Any, run: RunDir, progress: bool = True,
         evaluator: Evaluator | None = None) -> None:
     Loop(engine, run, progress, evaluator).fit()
 
@@ -313,7 +296,7 @@ def new_run(cfg: Config) -> RunDir:
     atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
     run.write_json("run.json", {"status": "created", "step": 0, "argv": sys.argv,
                                 "keras_ganime": package_version(), "run_format": RUN_FORMAT,
-                                "tensorflow": tf.__version__, "keras": keras.__version__})
+                                **engines.versions()})
     return run
 
 
@@ -327,6 +310,8 @@ def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[Ru
                 atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
             yield run
         return
+    from keras_ganime import distribute  # TensorFlow's multi-worker cluster only
+
     path = distribute.worker_dir(resume, config_lib.to_toml(cfg))
     try:
         with RunDir(path) as run:

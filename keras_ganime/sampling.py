@@ -2,7 +2,8 @@
 
 The library half of `generate`, used by the loop, evaluate, generate and the tests. TensorFlow is
 imported inside the functions, so that the command lines that import this module check their
-arguments first.
+arguments first. A checkpoint of either engine's format is read on the backend that wrote it; the
+JAX engine's archives (`checkpoints.py`) on either.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SamplingError(Exception):
 
 def build(cfg: Config) -> Family:
     """The run's family with Keras's own layers in float32, as a sampler needs it."""
-    from keras_ganime.engine import build_family
+    from keras_ganime.engines import build_family
 
     return build_family(cfg)
 
@@ -49,6 +50,20 @@ def latest_checkpoint(run: Path) -> str:
 
 def restore(family: Family, checkpoint: str) -> None:
     """The family's sampling networks from a checkpoint (the rest of it is not wanted here)."""
+    from keras_ganime import checkpoints, engines
+
+    if checkpoint.endswith(checkpoints.NPZ):
+        arrays, _ = checkpoints.read_npz(checkpoint)
+        try:
+            checkpoints.assign(checkpoints.variables_of(family.sampler_objects()), arrays,
+                               checkpoint)
+        except ValueError as e:
+            raise SamplingError(f"{e}: it does not fit the {family.spec.name} networks that "
+                                f"config.toml describes") from None
+        return
+    if engines.backend() != "tensorflow":
+        raise SamplingError(f"{checkpoint}: a TensorFlow checkpoint; read it with "
+                            f"--backend tensorflow (or KERAS_BACKEND=tensorflow)")
     import tensorflow as tf
 
     try:
@@ -60,10 +75,11 @@ def restore(family: Family, checkpoint: str) -> None:
 
 
 def latents(family: Family, seed: int, n: int) -> np.ndarray:
-    """n latents drawn as in training, the same for the same seed, in the sampler's shape."""
-    import tensorflow as tf
+    """n latents drawn as in training, the same for the same seed and backend, in the sampler's
+    shape."""
+    from keras_ganime.engines import generator
 
-    return np.asarray(family.latents(tf.random.Generator.from_seed(seed), n))
+    return np.asarray(family.latents(generator(seed), n))
 
 
 def render(model: keras.Model, z: np.ndarray) -> np.ndarray:

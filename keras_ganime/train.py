@@ -2,11 +2,12 @@
 
     python -m keras_ganime.train [--config experiments/NAME.toml] [--set section.key=value ...]
                                  [--steps N] [--data PATH] [--seed N] [--resume RUN_DIR]
-                                 [--dry-run]
+                                 [--backend tensorflow|jax] [--dry-run]
     python -m keras_ganime.train --list
 
-The settings are resolved and checked before TensorFlow loads, so a bad one costs one line and
-no start-up; then `loop.py` trains in a new numbered run directory, or in the one resumed.
+The settings are resolved and checked before Keras's backend loads, so a bad one costs one line
+and no start-up; then `loop.py` trains in a new numbered run directory, or in the one resumed,
+with the engine of the backend (TensorFlow by default; KERAS_BACKEND or --backend).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 from keras_ganime import config as config_lib
+from keras_ganime import engines
+from keras_ganime.checkpoints import check_backend
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import DataError, check_enough
 from keras_ganime.evaluate import EvalError
@@ -34,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", help="prepared HDF5 file (data.path); default: built-in faces")
     p.add_argument("--seed", type=int, help="train.seed")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its checkpoint")
+    p.add_argument("--backend", choices=engines.BACKENDS,
+                   help="Keras's backend (default: KERAS_BACKEND, else tensorflow)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--list", action="store_true",
                    help="print the experiment files with what each changes, and exit")
@@ -72,21 +77,26 @@ def resolve(args: argparse.Namespace) -> Config:
     return cfg.validate()
 
 
-def train(cfg: Config, resume: str | None) -> None:
-    """Loads the data (no TensorFlow yet: a bad file, a run in use or too few images is
-    reported before it starts), builds the engine and trains."""
-    if resume and cfg.train.distribute != "multiworker":  # there the chief alone takes the lock
-        check_free(resume)
+def train(cfg: Config, resume: str | None, backend: str | None = None) -> None:
+    """Loads the data (no backend yet: a bad file, a run in use, another backend's checkpoints
+    or too few images is reported before it starts), builds the engine and trains."""
+    backend = engines.choose(backend, cfg)
+    if resume:
+        check_backend(Path(resume) / "checkpoints", backend, "resume them")
+        if cfg.train.distribute != "multiworker":  # there the chief alone takes the lock
+            check_free(resume)
     images = cfg.data.images(cfg.model.image_size)
     check_enough(images, cfg.train.batch_size)
-    from keras_ganime import distribute
-    from keras_ganime.engine import Engine
     from keras_ganime.evaluate import Evaluator
     from keras_ganime.loop import Loop, open_run
 
-    # A multi-worker strategy must be made before any other TensorFlow operation.
-    chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
-    engine = Engine(cfg, images)  # bad data fails here, before any run directory is made
+    chief = True
+    if cfg.train.distribute != "none":
+        from keras_ganime import distribute
+
+        # A multi-worker strategy must be made before any other TensorFlow operation.
+        chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
+    engine = engines.create(cfg, images)  # bad data fails here, before any run directory
     evaluator = Evaluator(cfg, images) if cfg.eval_metrics() and (
         cfg.eval.every or cfg.milestones()) else None
     with open_run(cfg, resume, chief) as run:
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(config_lib.to_toml(cfg), end="")
             return 0
-        train(cfg, args.resume)
+        train(cfg, args.resume, args.backend)
     except Stop as e:
         print(f"stopped: {e}", file=sys.stderr)
         return e.exit_code

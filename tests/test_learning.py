@@ -30,16 +30,16 @@ D-skip variants got worse first (1.13 and 1.26 on seed 0), their G running ahead
 skipped a third of its updates. seed004 is seed002 at another batch size and
 length, the same run at batch 16 (tests/test_dcgan_presets.py checks that). The reference and the
 presets but one are behind the `long` marker (make test-long, which CI runs); seed001, the
-cheapest, is in the default run.
+cheapest, is in the default run. The reference's, BEGAN's and StyleGAN's are marked `jax` as
+well: make test-jax runs them on Keras's JAX backend (jax_engine.py), with the same margin.
 """
 
 import numpy as np
 import pytest
 
 from keras_ganime import config as config_lib
-from keras_ganime import metrics
+from keras_ganime import engines, metrics
 from keras_ganime.data import load_images
-from keras_ganime.engine import Engine
 from keras_ganime.evaluate import LATENT_SEED, Evaluator
 from keras_ganime.families.base import Family
 
@@ -68,7 +68,7 @@ def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
 
 
 def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS) -> Family:
-    gan = Engine(cfg, images)
+    gan = engines.create(cfg, images)
     for _ in range(steps):
         gan.train_step()
     return calibrated(gan.family, gan.rng, cfg.train.batch_size)
@@ -99,7 +99,7 @@ def swd_before_after_control(experiment: str | None, seed: int, steps: int = STE
     def score(family: Family) -> float:
         return finest_swd(evaluator, family) if finest else evaluator(family)["swd"]
 
-    untrained = Engine(cfg, images)
+    untrained = engines.create(cfg, images)
     before = score(calibrated(untrained.family, untrained.rng, 16))
     after = score(trained(cfg, images, steps))  # the same initial weights
     frozen_g = config_lib.load(experiment, [*settings, "g_optim.learning_rate=1e-12"])
@@ -124,6 +124,7 @@ STYLEGAN_STEPS = 600
 
 
 @pytest.mark.long
+@pytest.mark.jax
 def test_a_few_hundred_steps_improve_the_swd_and_a_frozen_g_does_not():
     check(*swd_before_after_control(None, 0))
 
@@ -144,6 +145,7 @@ BEGAN_STEPS = 1000
 
 
 @pytest.mark.long
+@pytest.mark.jax
 def test_began_learns_fine_detail_and_its_frozen_g_does_not():
     """BEGAN at n = 32 (began64's settings otherwise), scored at the finest level of SWD: in its
     first thousands of steps BEGAN makes one blurry face for every z (its repo's users: two
@@ -158,6 +160,7 @@ STYLEGAN_TEST_SIZE = ('model.channels="64,64,64,32"', "model.latent_dim=64", "mo
 
 
 @pytest.mark.long
+@pytest.mark.jax
 def test_stylegan_learns_and_its_frozen_g_does_not():
     """stylegan-lite's step and optimizers at the test size; scored by its EMA generator."""
     check(*swd_before_after_control("stylegan-lite", 0, STYLEGAN_STEPS,

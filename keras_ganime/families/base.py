@@ -166,6 +166,9 @@ class Family:
         raise NotImplementedError
 
     export_suffix = ".keras"  # of `export`'s file or folder (generator.keras in a run)
+    # A SavedModel export needs TensorFlow: on JAX the engine exports the sampling networks'
+    # weights instead (jax_engine.JaxEngine.export).
+    export_needs_tensorflow = False
 
     def export(self, path: Path) -> None:
         """The sampling network as a file that plain Keras loads."""

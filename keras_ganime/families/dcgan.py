@@ -22,7 +22,6 @@ import keras
 from keras import layers, ops
 
 from keras_ganime import failure
-from keras_ganime.batchnorm import FusedBatchNormalization
 from keras_ganime.families import base, dcgan_settings
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.dcgan_settings import DCGANModel
@@ -68,7 +67,12 @@ def _gamma(name: str) -> keras.initializers.Initializer | str:
 
 
 def _bn(cfg: DCGANModel, dtype: str, sync: bool, fused: bool) -> layers.BatchNormalization:
-    kind = FusedBatchNormalization if fused else layers.BatchNormalization
+    if fused:  # TensorFlow's kernel, imported only when asked for: JAX never loads it
+        from keras_ganime.batchnorm import FusedBatchNormalization
+
+        kind = FusedBatchNormalization
+    else:
+        kind = layers.BatchNormalization
     return kind(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon,
                 gamma_initializer=_gamma(cfg.gamma_initializer), dtype=dtype, synchronized=sync)
 

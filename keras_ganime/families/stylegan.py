@@ -282,6 +282,10 @@ class MinibatchStddev(layers.Layer):
     def call(self, x: Tensor) -> Tensor:
         return minibatch_stddev(x, self.group)
 
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        # Said, not traced: JAX's symbolic batch size cannot be proved a multiple of the group.
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
 
 def build_discriminator(cfg: StyleGANModel) -> keras.Model:
     """image -> logit: FromRGB, then per resolution down to 8x8 a residual block (two convs, the
@@ -329,6 +333,7 @@ def d_optimizer(opt: OptimConfig, every: int) -> keras.optimizers.Optimizer:
 class Family(base.Family):
     spec = stylegan_settings.SPEC
     export_suffix = ".savedmodel"  # a SavedModel folder: generator.savedmodel in a run
+    export_needs_tensorflow = True
 
     def __init__(self, cfg: Any, build: base.Build) -> None:
         super().__init__(cfg, build)

@@ -5,7 +5,8 @@ starts, nowhere else, so that Python's `site` imports it at start-up; keras_gani
 of its own. GANIME_TORTURE_KILL_AT names the moment, counted from this process's start:
 
     replace:GLOB:N    before the N-th os.replace onto a file whose name matches GLOB: the
-                      temporary file is complete, the rename not yet done
+                      temporary file is complete, the rename not yet done (the JAX engine's
+                      checkpoints are such files: ckpt-K.npz)
     replaced:GLOB:N   just after that rename, before whatever comes next
     merge:N           inside the N-th checkpoint write: TensorFlow's SaveV2 has written the
                       shards into ckpt-K_temp/, MergeV2Checkpoints has not yet renamed them
@@ -32,12 +33,12 @@ from typing import Any
 
 SPEC = os.environ.get("GANIME_TORTURE_KILL_AT", "")
 _counts: dict[str, int] = {}
-_engines: list[Any] = []  # the process's Engine, for the step the kill line reports
+_engines: list[Any] = []  # the process's engine, for the step the kill line reports
 
 
 def _step() -> str:
     try:
-        return str(int(_engines[-1].step.numpy())) if _engines else "none yet"
+        return str(_engines[-1].step_count()) if _engines else "none yet"
     except Exception as e:  # noqa: BLE001 - the line must come out whatever the state
         return f"unknown: {e}"
 
@@ -96,23 +97,28 @@ def _patch_rename(file_io: ModuleType) -> None:
     file_io.rename = torture_rename
 
 
-def _patch_engine(engine: ModuleType) -> None:
-    init = engine.Engine.__init__
+def _patch_engine(name: str) -> Callable[[ModuleType], None]:
+    """A patch of the engine class `name` (TensorFlow's or JAX's) for the `step` moment."""
+    def patch(module: ModuleType) -> None:
+        cls = getattr(module, name)
+        init = cls.__init__
 
-    def torture_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _engines.append(self)
-        train_step = self.train_step
+        def torture_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            _engines.append(self)
+            train_step = self.train_step
 
-        def step() -> Any:
-            values = train_step()
-            if SPEC.startswith("step:") and int(self.step.numpy()) == int(SPEC.split(":")[1]):
-                _kill(SPEC)
-            return values
+            def step() -> Any:
+                values = train_step()
+                if SPEC.startswith("step:") and self.step_count() == int(SPEC.split(":")[1]):
+                    _kill(SPEC)
+                return values
 
-        self.train_step = step
+            self.train_step = step
 
-    engine.Engine.__init__ = torture_init
+        cls.__init__ = torture_init
+
+    return patch
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -145,5 +151,6 @@ if SPEC:
     sys.meta_path.insert(0, _AfterImport({
         "tensorflow.python.ops.gen_io_ops": _patch_merge,
         "tensorflow.python.lib.io.file_io": _patch_rename,
-        "keras_ganime.engine": _patch_engine,
+        "keras_ganime.engine": _patch_engine("Engine"),
+        "keras_ganime.jax_engine": _patch_engine("JaxEngine"),
     }))

@@ -1,0 +1,364 @@
+"""JAX's training engine: the families' own Keras-ops arithmetic, one `jax.jit` step.
+
+The step is a pure function of the variables' values, the engine's state (random key, step
+counter, NaN and failure watch, the last values for gates) and the uint8 images held on the
+device: `keras.StatelessScope` lends the family's layers and optimizers those values, and the
+step returns the new ones. Its parts are TensorFlow's engine's (`engine.py`), in the same order:
+    draw     the family's random inputs, then the real batch's indices, from the step's key
+    phases   each phase where due and its gate holds (`jax.lax.cond`), else NaN
+    count    the step counter
+    after    the family's updates after the step
+    watch    the first non-finite step, and the family's failure rules
+A phase's `update` takes the gradients by `jax.vjp` of its losses, inside a scope that maps
+every variable (a nested scope does not read through to the outer one), and steps the optimizer
+by `stateless_apply`. Checkpoints are NumPy archives (`checkpoints.py`), written atomically;
+nothing here imports TensorFlow. One device; `train.distribute` is TensorFlow's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+from keras import StatelessScope
+from keras.src.utils import module_utils
+
+from keras_ganime import checkpoints, engines, failure
+from keras_ganime.batches import to_float, to_uint8
+from keras_ganime.config import Config
+from keras_ganime.data import check_enough
+from keras_ganime.engines import GRID_SEED, POLICIES, build_family, export_replacing
+from keras_ganime.families.base import Build, Draws, Phase
+from keras_ganime.runs import RunError
+
+Values = list[jax.Array]
+# Keras asks for int64 counters (optimizers' iterations, the failure watch); without JAX's x64
+# mode they are int32, which counts 2 billion steps.
+warnings.filterwarnings("ignore", "Explicitly requested dtype int64", UserWarning)
+# Keras loads TensorFlow where it is installed, to seed it (keras.utils.set_random_seed) and to
+# look for its types when it saves a model. A JAX run has no use for it, and stays free of its
+# gigabyte and its seconds of start-up: Keras is told that it is absent.
+module_utils.tensorflow._available = False
+
+
+class KeyRng:
+    """`tf.random.Generator`'s `uniform` and `normal` (the families' draws) over a JAX key,
+    split at every draw; `key` is the key after the draws."""
+
+    def __init__(self, key: jax.Array) -> None:
+        self.key = key
+
+    def _next(self) -> jax.Array:
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+    def uniform(self, shape: Sequence[int], minval: Any = 0.0, maxval: Any = 1.0,
+                dtype: str = "float32") -> jax.Array:
+        shape = tuple(shape)
+        if "int" in str(dtype):
+            return jax.random.randint(self._next(), shape, minval, maxval, dtype)
+        return jax.random.uniform(self._next(), shape, dtype, minval, maxval)
+
+    def normal(self, shape: Sequence[int]) -> jax.Array:
+        return jax.random.normal(self._next(), tuple(shape))
+
+
+def generator(seed: int) -> KeyRng:
+    return KeyRng(jax.random.PRNGKey(seed))
+
+
+class StepContext:
+    """What a phase's arithmetic borrows from the engine (families/base.py), inside the step's
+    scope: `update` moves the scope's values of the variables it steps."""
+
+    replicas = 1
+
+    def __init__(self, variables: Sequence[keras.Variable], frozen: bool = False) -> None:
+        self.variables = variables
+        self.frozen = frozen
+
+    def update(self, optimizer: keras.optimizers.Optimizer, variables: list[Any],
+               loss_fn: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+        def one_loss() -> tuple[tuple[Any], Any]:
+            loss, aux = loss_fn()
+            return (loss,), aux
+
+        (loss,), aux = self.update_many([(optimizer, variables)], one_loss)
+        return loss, aux
+
+    def update_many(self, steps: Sequence[tuple[keras.optimizers.Optimizer, list[Any]]],
+                    loss_fn: Callable[[], tuple[Sequence[Any], Any]]
+                    ) -> tuple[Sequence[Any], Any]:
+        if self.frozen:
+            return loss_fn()
+        trainable = [v for _, variables in steps for v in variables]
+        stepped = {id(v) for v in trainable}
+        others = [v for v in self.variables if id(v) not in stepped]
+        fixed = [(v, v.value) for v in others]
+
+        def forward(values: Values) -> tuple[tuple[Any, ...], tuple[Any, list[Any]]]:
+            with StatelessScope(state_mapping=[*fixed, *zip(trainable, values)]) as inner:
+                losses, aux = loss_fn()
+                moved = [inner.get_current_value(v) for v in others]  # BatchNorm's statistics
+            return tuple(losses), (aux, moved)
+
+        current = [v.value for v in trainable]
+        losses, pullback, (aux, moved) = jax.vjp(forward, current, has_aux=True)
+        for v, x in zip(others, moved):
+            v.assign(x)
+        # Every gradient before any update, each of its own loss, from one forward pass.
+        start = 0
+        for k, (opt, variables) in enumerate(steps):
+            seed = tuple(jnp.ones_like(loss) if i == k else jnp.zeros_like(loss)
+                         for i, loss in enumerate(losses))
+            (grads,) = pullback(seed)
+            own = slice(start, start + len(variables))
+            start += len(variables)
+            new, new_opt = opt.stateless_apply([v.value for v in opt.variables], grads[own],
+                                               current[own])
+            for v, x in zip([*variables, *opt.variables], [*new, *new_opt]):
+                v.assign(x)
+        return losses, aux
+
+    def input_gradient(self, fn: Callable[[Any], Any], x: Any) -> tuple[Any, Any]:
+        """fn(x) and the gradient of its sum with respect to x, differentiable in turn."""
+        y, pullback = jax.vjp(fn, x)
+        return y, pullback(jnp.ones_like(y))[0]
+
+
+class JaxEngine:
+    """A family, its variables' values and the engine's state: all a checkpoint holds."""
+
+    def __init__(self, cfg: Config, images: np.ndarray) -> None:
+        engines.check(cfg, "jax")
+        check_enough(images, cfg.train.batch_size)
+        self.cfg = cfg
+        keras.utils.set_random_seed(cfg.train.seed)  # the initial weights
+        # Keras's own BatchNormalization: `train.fused_batchnorm` is TensorFlow's kernel.
+        self.family = build_family(cfg, Build(POLICIES[cfg.train.mixed_precision]))
+        self.phases = self.family.phases
+        self.rules = self.family.rules()
+        named = checkpoints.variables_of(self.family.checkpoint_objects())
+        self.keys, self.variables = list(named), list(named.values())
+        self.names = tuple(n for p in self.phases for n in p.outputs)
+        self.gated = any(p.gate for p in self.phases)
+        self.images = images
+        self.device_images = jnp.asarray(images, jnp.uint8)
+        self.state = {"key": jax.random.PRNGKey(cfg.train.seed), "step": jnp.int32(0),
+                      "first_bad_step": jnp.int32(-1),
+                      "high_streak": jnp.zeros(len(self.rules), jnp.int32),
+                      "loss_failed_at": jnp.int32(-1), "failed_rule": jnp.int32(-1)}
+        if self.gated:
+            self.state["last"] = jnp.full(len(self.names), jnp.nan, jnp.float32)
+        self._train_step = jax.jit(self._step)
+        self._given_step = jax.jit(self._step)
+        self.directory: Path | None = None
+        self.keep = 1
+
+    # --- the step ---
+    @contextlib.contextmanager
+    def _scope(self, values: Values) -> Iterator[list[Values]]:
+        """The variables read `values`; the list it yields holds their values at the end."""
+        out: list[Values] = []
+        with StatelessScope(state_mapping=list(zip(self.variables, values))) as scope:
+            yield out
+            for v, x in zip(self.variables, values):
+                new = scope.get_current_value(v)
+                out.append(x if new is None else jnp.asarray(new, x.dtype))
+
+    def _indices(self, step: jax.Array, rng: KeyRng) -> jax.Array:
+        """The real batch: `uniform` with replacement, or `epoch`'s permutation of each epoch
+        (its key from the seed and the epoch alone, as TensorFlow's engine)."""
+        n, batch = len(self.images), self.cfg.train.batch_size
+        if self.cfg.data.sampling == "uniform":
+            return rng.uniform((batch,), 0, n, "int32")
+        per_epoch = n // batch
+        key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.train.seed), step // per_epoch)
+        return jax.lax.dynamic_slice(jax.random.permutation(key, n),
+                                     ((step % per_epoch) * batch,), (batch,))
+
+    def _step(self, values: Values, state: dict[str, jax.Array], images: jax.Array,
+              given: tuple[dict, dict, jax.Array] | None = None
+              ) -> tuple[Values, dict[str, jax.Array], dict[str, jax.Array]]:
+        state = dict(state)
+        rng = KeyRng(state["key"])
+        if given is None:
+            with self._scope(values):
+                draws = self.family.draw(rng, self.cfg.train.batch_size)
+            indices = self._indices(state["step"], rng)
+        else:
+            draws, indices = Draws(given[0], given[1]), given[2]
+        state["key"] = rng.key
+        reals = to_float(jnp.take(images, indices, axis=0))
+        outputs: dict[str, jax.Array] = {}
+        finite = jnp.bool_(True)
+        last = dict(zip(self.names, state["last"])) if self.gated else {}
+        seen = dict(last)  # what a gate reads: this step's outputs where ran, else the last's
+        for phase in self.phases:
+            values, out, ran = self._phase(phase, values, reals, draws, seen, state["step"])
+            outputs.update(out)
+            if self.gated:
+                seen.update(out if ran is None else
+                            {k: jnp.where(ran, v, last[k]) for k, v in out.items()})
+            ok = jnp.all(jnp.stack([jnp.isfinite(v) for v in out.values()]))
+            finite &= ok if ran is None else (ok | ~ran)
+        state["step"] = step = state["step"] + 1
+        with self._scope(values) as after_values:
+            after = self.family.after_step(outputs, draws)
+            after = {k: jnp.asarray(v, jnp.float32) for k, v in after.items()}
+            for v in after.values():
+                finite &= jnp.isfinite(v)
+            outputs.update(after)
+            if self.rules:
+                streak, failed_at, rule = failure.watch(
+                    self.rules, outputs, state["high_streak"], state["loss_failed_at"],
+                    state["failed_rule"], step)
+                state.update(high_streak=jnp.asarray(streak, jnp.int32),
+                             loss_failed_at=jnp.asarray(failed_at, jnp.int32),
+                             failed_rule=jnp.asarray(rule, jnp.int32))
+        state["first_bad_step"] = jnp.where((state["first_bad_step"] < 0) & ~finite, step,
+                                            state["first_bad_step"])
+        if self.gated:
+            state["last"] = jnp.stack([seen[n] for n in self.names])
+        return after_values, state, outputs
+
+    def _phase(self, phase: Phase, values: Values, reals: jax.Array, draws: Draws,
+               seen: Mapping[str, jax.Array], step: jax.Array
+               ) -> tuple[Values, dict[str, jax.Array], jax.Array | None]:
+        """The phase's new values and float32 outputs, and whether it ran (None: always; a held
+        phase always runs, frozen while its gate is closed)."""
+        def run(values: Values, frozen: bool = False) -> tuple[Values, dict[str, jax.Array]]:
+            with self._scope(values) as new:
+                out = self.family.run_phase(phase.name, reals, draws,
+                                            StepContext(self.variables, frozen))
+            return new, {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
+
+        if phase.hold:
+            gate = jnp.asarray(phase.gate(seen), bool)
+            new, out = jax.lax.cond(gate, run, lambda v: run(v, frozen=True), values)
+            return new, out, None
+        conditions = []
+        if phase.start:
+            conditions.append(step >= phase.start)
+        if phase.every > 1:
+            conditions.append((step - phase.start) % phase.every == 0)
+        if phase.gate is not None:
+            conditions.append(jnp.asarray(phase.gate(seen), bool))
+        if not conditions:
+            return (*run(values), None)
+        due = jnp.all(jnp.stack(conditions))
+        skipped = {name: jnp.float32(jnp.nan) for name in phase.outputs}
+        new, out = jax.lax.cond(due, run, lambda v: (v, skipped), values)
+        return new, out, due
+
+    def train_step(self) -> dict[str, jax.Array]:
+        return self._run(self._train_step)
+
+    def step_with(self, draws: Draws, indices: np.ndarray) -> dict[str, jax.Array]:
+        """One step on given random inputs and real images' indices, in place of the key's:
+        for comparing the engines."""
+        given = (draws.per_sample, draws.per_batch, jnp.asarray(indices, jnp.int32))
+        return self._run(self._given_step, given)
+
+    def _run(self, step: Callable, *given: Any) -> dict[str, jax.Array]:
+        """The step from the Keras variables' values, which then hold the new ones (an
+        assignment of JAX's immutable arrays, no copy): whatever reads the family between
+        steps (sampling, export, a test) sees its state."""
+        values, self.state, out = step(self.values(), self.state, self.device_images, *given)
+        for v, x in zip(self.variables, values):
+            v.assign(x)
+        return out
+
+    def values(self) -> Values:
+        return [v.value for v in self.variables]
+
+    @property
+    def rng(self) -> KeyRng:
+        """A generator from the engine's key as it now is; drawing from it leaves the key."""
+        return KeyRng(self.state["key"])
+
+    # --- what the loop reads and keeps ---
+    def step_count(self) -> int:
+        return int(self.state["step"])
+
+    def first_bad(self) -> int:
+        return int(self.state["first_bad_step"])
+
+    def loss_failure(self) -> tuple[int, str] | None:
+        """(step, reason) once the watch has seen a rule hold past its patience."""
+        step = int(self.state["loss_failed_at"])
+        if step < 0:
+            return None
+        return step, failure.describe(self.rules[int(self.state["failed_rule"])], step)
+
+    def open_checkpoints(self, directory: Path, keep: int) -> int:
+        """Restores the directory's newest checkpoint that reads completely, if any, keeps the
+        newest `keep` of those `save` writes there; returns the step reached."""
+        checkpoints.check_backend(directory, "jax", "resume them")
+        directory.mkdir(exist_ok=True)
+        self.directory, self.keep = directory, keep
+        latest = checkpoints.newest_readable(directory)
+        if latest:
+            arrays, _ = checkpoints.read_npz(latest)
+            try:
+                checkpoints.assign(dict(zip(self.keys, self.variables)), arrays, latest)
+            except ValueError as e:
+                raise RunError(f"{e}: it does not fit the networks that config.toml "
+                               f"describes") from None
+            self.state = {k: jnp.asarray(arrays[f"engine/{k}"], v.dtype)
+                          for k, v in self.state.items()}
+        return self.step_count()
+
+    def save(self, step: int) -> None:
+        """ckpt-STEP.npz, atomically, the oldest beyond `keep` then removed; an OSError names
+        the file when the disk refuses it."""
+        arrays = {k: np.asarray(x) for k, x in zip(self.keys, self.values())}
+        arrays.update({f"engine/{k}": np.asarray(x) for k, x in self.state.items()})
+        meta = {"backend": "jax", "family": self.cfg.family, "step": step,
+                "paths": {k: v.path for k, v in zip(self.keys, self.variables)}}
+        checkpoints.write_npz(self.directory / f"ckpt-{step}{checkpoints.NPZ}", arrays, meta)
+        for old in checkpoints.listed(self.directory)[:-self.keep]:
+            Path(old).unlink(missing_ok=True)
+
+    def fixed_latents(self, n: int) -> jax.Array:
+        """The same latent batch for every sample grid of a run (its own seed stream)."""
+        return self.family.latents(generator(self.cfg.train.seed + GRID_SEED), n)
+
+    def checkpoint_bytes(self) -> int:
+        return sum(x.size * x.dtype.itemsize for x in self.values())
+
+    def weights_finite(self) -> bool:
+        return all(bool(jnp.all(jnp.isfinite(x))) for x in self.values()
+                   if jnp.issubdtype(x.dtype, jnp.floating))
+
+    def generate(self, z: jax.Array) -> np.ndarray:
+        return to_uint8(self.family.sampler()(z, training=False))
+
+    def pictures(self, reals: np.ndarray) -> dict[str, np.ndarray]:
+        """The family's other pictures (Family.pictures) of uint8 reals, as uint8 images."""
+        out = self.family.pictures(to_float(jnp.asarray(reals)))
+        return {name: to_uint8(images) for name, images in out.items()}
+
+    @property
+    def export_suffix(self) -> str:
+        return checkpoints.NPZ if self.family.export_needs_tensorflow else \
+            self.family.export_suffix
+
+    def export(self, path: Path) -> None:
+        """The family's export; where that needs TensorFlow (a SavedModel), the sampling
+        networks' weights as an archive of the checkpoints' format instead."""
+        if not self.family.export_needs_tensorflow:
+            export_replacing(path, self.family.export)
+            return
+        named = checkpoints.variables_of(self.family.sampler_objects())
+        export_replacing(path, lambda tmp: checkpoints.write_npz(
+            tmp, {k: np.asarray(v.value) for k, v in named.items()},
+            {"backend": "jax", "family": self.cfg.family,
+             "paths": {k: v.path for k, v in named.items()}}))

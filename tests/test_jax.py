@@ -1,0 +1,179 @@
+"""The JAX engine (jax_engine.py), on Keras's JAX backend: `make test-jax` (KERAS_BACKEND=jax).
+
+One step of every family against TensorFlow's engine from the same weights and inputs (its side
+in a subprocess on TensorFlow: tests/backend_step.py); a run from the command line that never
+loads TensorFlow, with its grids, scalars, checkpoints, evaluation and export; a run SIGKILLed
+twice, inside a checkpoint's write and after a step, that resumes bit for bit as the run in one
+go; the run's generator read by generate on both backends.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_ganime import checkpoints
+from keras_ganime.data import write_h5
+from keras_ganime.runs import RunDir
+from tests import backend_step
+from tests.helpers import losses, random_images
+from tests.test_torture import run_dir, train
+
+pytestmark = [pytest.mark.jax, pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND") != "jax",
+    reason="the JAX engine's: run with KERAS_BACKEND=jax (make test-jax)")]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def on(backend: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """python ARGS in a process of its own on `backend`."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": backend}, timeout=600,
+                          check=False)
+
+
+@pytest.mark.parametrize("case", list(backend_step.CASES))
+def test_one_step_equals_tensorflows_from_the_same_weights_and_inputs(case, tmp_path):
+    done = on("tensorflow", "-m", "tests.backend_step", case, str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    backend_step.run(case, tmp_path)
+    with (np.load(tmp_path / "tensorflow.npz") as t, np.load(tmp_path / "jax.npz") as j,
+          np.load(tmp_path / "inputs.npz") as before):
+        assert sorted(t.files) == sorted(j.files)
+        values = [k for k in t.files if k.startswith("v/")]
+        assert len(values) >= 3
+        for k in values:
+            np.testing.assert_allclose(j[k], t[k], rtol=1e-5, atol=1e-6, err_msg=k)
+        weights = [k for k in t.files if k.startswith("w/")]
+        largest = max(float(np.max(np.abs(t[k] - j[k].astype(t[k].dtype)), initial=0))
+                      for k in weights)
+        moved = max(float(np.max(np.abs(t[k] - before[k]), initial=0)) for k in weights
+                    if t[k].dtype.kind == "f")
+        print(f"{case}: {len(weights)} variables, largest difference {largest:.1e}, "
+              f"largest change in the step {moved:.2f}")
+        assert moved > 1e-3  # the step moved the weights: 100 times the tolerance below
+        for k in weights:
+            np.testing.assert_allclose(j[k], t[k], rtol=1e-5, atol=1e-5, err_msg=k)
+
+
+def jax_run_args(data: Path, runs: Path, steps: int, *settings: str) -> list[str]:
+    tiny = ["model.image_size=16", "model.latent_dim=8", "train.batch_size=8",
+            "output.log_every=1", "output.checkpoint_every=4",
+            "output.sample_every=5", 'output.milestones=""', f'output.runs_dir="{runs}"',
+            *settings]
+    return ["--backend", "jax", "--data", str(data), "--steps", str(steps),
+            *(x for s in tiny for x in ("--set", s))]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "d.h5"
+    write_h5(path, random_images(), np.zeros(40), [], ["x"] * 40)
+    return path
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory, data) -> tuple[Path, dict]:
+    """Five steps from the command line with an evaluation (SWD and the anime encoder's FID),
+    in a process that reports whether TensorFlow was ever loaded."""
+    runs = tmp_path_factory.mktemp("runs")
+    args = jax_run_args(data, runs, 5, "eval.every=5", "eval.samples=40",
+                        'eval.metrics="swd,fid_anime"')
+    script = ("import json, sys; from keras_ganime import train; "
+              f"rc = train.main({args!r}); "
+              "print(json.dumps({'rc': rc, 'tensorflow': 'tensorflow' in sys.modules}))")
+    done = on("jax", "-c", script, cwd=runs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir(runs), json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_from_the_command_line_never_loads_tensorflow(jax_run):
+    run, report = jax_run
+    assert report == {"rc": 0, "tensorflow": False}
+    info = json.loads((run / "run.json").read_text())
+    assert info["backend"] == "jax" and info["status"] == "done" and "jax" in info
+    assert [Path(p).name for p in checkpoints.listed(run / "checkpoints")] == [
+        "ckpt-4.npz", "ckpt-5.npz"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["0000005.png"]
+    assert (run / "generator.keras").is_file() and (run / "loss.png").is_file()
+    with RunDir(run) as r:
+        assert [row["step"] for row in r.read_losses()] == [1, 2, 3, 4, 5]
+        (score,) = r.read_csv("metrics.csv")
+    assert score["step"] == 5 and np.isfinite(score["swd"]) and score["fid_anime"] > 0
+
+
+def test_its_scalars_are_tensorboards(jax_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(jax_run[0] / "tensorboard"))
+    events.Reload()
+    assert {"d_loss0", "g_loss", "fid_anime"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("d_loss0")] == [1, 2, 3, 4, 5]
+
+
+def test_generate_reads_its_checkpoint_on_either_backend(jax_run, tmp_path):
+    """Its archive checkpoints are backend-neutral: TensorFlow's generate reads them too. The
+    run without its generator.keras, so that generate restores the checkpoint."""
+    run = tmp_path / "run"
+    shutil.copytree(jax_run[0], run, ignore=shutil.ignore_patterns("generator.keras"))
+    grids = {}
+    for backend in ("jax", "tensorflow"):
+        out = tmp_path / backend
+        done = on(backend, "-m", "keras_ganime.generate", str(run), "--out", str(out), "--n",
+                  "16", "--seed", "3")
+        assert done.returncode == 0, done.stderr[-3000:]
+        grids[backend] = sorted(out.glob("*.png"))
+    # The latents are each backend's own draws for seed 3: the same number of faces, not the
+    # same faces.
+    assert len(grids["jax"]) == len(grids["tensorflow"]) >= 16
+
+
+def test_a_tensorflow_resume_of_it_is_one_line(jax_run):
+    done = on("tensorflow", "-m", "keras_ganime.train", "--resume", str(jax_run[0]),
+              "--steps", "6")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {jax_run[0] / 'checkpoints'}: its checkpoints were written on the JAX backend, "
+        "and the TensorFlow backend cannot resume them; run it with --backend jax (or "
+        "KERAS_BACKEND=jax)")
+
+
+def archive_values(run: Path) -> dict[str, np.ndarray]:
+    arrays, _ = checkpoints.read_npz(checkpoints.listed(run / "checkpoints")[-1])
+    return arrays
+
+
+@pytest.mark.parametrize("family", ["dcgan", "stylegan"])
+def test_sigkilled_twice_then_resumed_ends_bit_for_bit_as_one_go(family, tmp_path, data):
+    """20 steps, killed inside the write of ckpt-8 (the archive complete, not yet renamed) and
+    again after step 14, each time resumed; StyleGAN with its R1 at steps 0 and 16."""
+    extra = ('model.family="stylegan"', 'model.channels="16,16,8"', "model.w_dim=8") \
+        if family == "stylegan" else ("train.warmup_steps=2",)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for runs in (whole, killed):
+        runs.mkdir()
+    assert train(whole, jax_run_args(data, whole, 20, *extra), None).returncode == 0
+    done = train(killed, jax_run_args(data, killed, 20, *extra), "replace:ckpt-8.npz:1")
+    assert done.returncode == -9 and "torture: SIGKILL" in done.stderr, done.stderr[-2000:]
+    for kill_at in ("step:14", None):
+        done = train(killed, ["--resume", str(run_dir(killed))], kill_at)
+        assert done.returncode == (-9 if kill_at else 0), done.stderr[-2000:]
+    a, b = archive_values(run_dir(whole)), archive_values(run_dir(killed))
+    assert a.keys() == b.keys() and len(a) > 20
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with RunDir(run_dir(whole)) as ra, RunDir(run_dir(killed)) as rb:
+        np.testing.assert_array_equal(np.array(losses(ra)), np.array(losses(rb)))
+    frames = sorted(p.name for p in (run_dir(whole) / "samples").iterdir())
+    assert frames == ["0000005.png", "0000010.png", "0000015.png", "0000020.png"]
+    _, mismatch, errors = filecmp.cmpfiles(run_dir(whole) / "samples",
+                                           run_dir(killed) / "samples", frames, shallow=False)
+    assert not mismatch and not errors
