@@ -19,7 +19,7 @@ RUN = $(PY) -m keras_ganime.train $(if $(STEPS),--steps $(STEPS)) $(if $(SEED),-
 # train`, and exp-all runs the others, the paper's, one after the other.
 EXPERIMENTS := $(filter-out train,$(basename $(notdir $(wildcard experiments/*.toml))))
 
-.PHONY: venv test test-dist test-slow test-long test-torture test-jax lint bench soak report train encoder \
+.PHONY: venv test test-dist test-slow test-long test-torture test-jax gpu-check gpu-wheels lint bench soak report train encoder \
 	check-metrics data exp-batch64 exp-all $(EXPERIMENTS:%=exp-%)
 
 venv: $(STAMP)
@@ -53,6 +53,18 @@ test-torture: $(STAMP)
 # Keras's JAX backend (tests marked jax; setup.cfg).
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -m jax -s tests/test_jax.py tests/test_learning.py
+
+# The GPU check (keras_ganime/gpu_check.py) in its CPU version, as CI runs it; its GPU version
+# runs on a lent GPU machine with the wheels of `make gpu-wheels` (the module says how).
+gpu-check: $(STAMP)
+	rm -rf build/gpu-check
+	KERAS_BACKEND=jax $(PY) -m keras_ganime.gpu_check --tiny --out build/gpu-check
+
+# Keras and the two packages it needs that the GPU machines lack, for their Python 3.12.
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary :all: --python-version 3.12 \
+		--platform manylinux_2_28_x86_64 --dest build/wheels \
+		keras==$(shell $(PY) -c "import keras; print(keras.__version__)") namex optree
 
 # The paper's dataset, nagadomi's animeface-character-dataset, downloaded, checked and prepared
 # as data/animeface.h5 (keras_ganime/fetch.py).

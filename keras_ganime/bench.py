@@ -2,8 +2,10 @@
 run; `python -m keras_ganime.bench [--quick] [--batches 16,64,128] [--json]`.
 
 Each contender lives in its own worker process, because oneDNN can only be switched on or off
-before TensorFlow is imported:
+before TensorFlow is imported, and Keras's backend before Keras is:
     project           Engine.train_step, with the project's defaults
+    project_jax       JaxEngine.train_step, the same step on Keras's JAX backend (where JAX is
+                      installed: pip install '.[jax]')
     baseline          (with --baseline DIR) the project's own worker run from another checkout of
                       it, such as a git worktree of an earlier commit: the same measurement of
                       that code, to show what a change costs or gains
@@ -24,6 +26,7 @@ the peak resident memory of training at that size.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -35,7 +38,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONTENDERS = {"project": None, "reference": "0", "reference_onednn": "1"}
+# Contender -> (TF_ENABLE_ONEDNN_OPTS, Keras's backend); None: the project's default.
+CONTENDERS = {"project": (None, "tensorflow"), "reference": ("0", "tensorflow"),
+              "reference_onednn": ("1", "tensorflow")}
+if importlib.util.find_spec("jax") is not None:
+    CONTENDERS["project_jax"] = (None, "jax")
 DATASET = 2048  # random images written to HDF5 and loaded, as a run would
 MATMUL = 4096
 
@@ -98,15 +105,28 @@ def _timed(step: Any, steps: int) -> float:
 
 
 def _engine(batch: int, images: Any, experiment: str | None = None) -> Any:
-    """The project's engine with an experiment's settings (none: the defaults) at `batch`,
-    training G from the first step."""
+    """The project's engine of Keras's backend with an experiment's settings (none: the
+    defaults) at `batch`, training G from the first step."""
     from keras_ganime import config as config_lib
-    from keras_ganime.engine import Engine
+    from keras_ganime import engines
 
     cfg = config_lib.load(experiment, [f"train.batch_size={batch}"])
     if hasattr(cfg.train, "warmup_steps"):  # a DCGAN's D-only start
         config_lib.set_value(cfg, "train.warmup_steps", 0)
-    return Engine(cfg, images)
+    return engines.create(cfg, images)
+
+
+def gpu_count() -> int:
+    """The GPUs Keras's backend sees."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.devices())
+    import tensorflow as tf
+
+    return len(tf.config.list_logical_devices("GPU"))
 
 
 def experiment_flops(experiment: str | None = None) -> int:
@@ -135,13 +155,11 @@ class ProjectWorker:
             # measured apart, in a fresh process per batch size (training_rss).
             if any(k[0] != batch or k[2] != experiment for k in self.steps):
                 self.steps.clear()
-            import tensorflow as tf
-
             from keras_ganime.batches import to_float
 
             engine = _engine(batch, self.images, experiment)
-            if in_memory:
-                fixed = to_float(tf.constant(self.images[:batch]))  # one constant batch
+            if in_memory:  # TensorFlow's engine: its step reads the reals through `reals`
+                fixed = to_float(self.images[:batch])  # one constant batch
                 engine.reals = lambda indices: fixed
             engine.train_step()  # trace and warm up
             self.steps[key] = engine.train_step
@@ -152,11 +170,12 @@ class ProjectWorker:
         return batch * steps / _timed(self._step(batch, in_memory, experiment), steps)
 
     def peak(self) -> float:
-        import tensorflow as tf
+        import keras
+        from keras import ops
 
-        a = tf.random.normal([MATMUL, MATMUL])
-        tf.matmul(a, a).numpy()
-        best = min(_timed(lambda: tf.reduce_sum(tf.matmul(a, a)), 1) for _ in range(2))
+        a = keras.random.normal([MATMUL, MATMUL])
+        float(ops.sum(ops.matmul(a, a)))
+        best = min(_timed(lambda: ops.sum(ops.matmul(a, a)), 1) for _ in range(2))
         return 2 * MATMUL**3 / best / 1e9
 
     def flops(self, experiment: str | None = None) -> int:
@@ -305,19 +324,18 @@ def worker(kind: str) -> None:
         elif req["op"] == "peak":
             out = impl.peak()
         elif req["op"] == "gpus":
-            import tensorflow as tf
-
-            out = len(tf.config.list_logical_devices("GPU"))
+            out = gpu_count()
         else:
             out = impl.flops(**req.get("options", {}))
         print(json.dumps({"value": out}), flush=True)
 
 
 class Worker:
-    def __init__(self, kind: str, onednn: str | None, checkout: Path | None = None) -> None:
-        """A worker process of `kind`; `checkout`: run the project worker of that checkout,
-        its code first on the import path."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    def __init__(self, kind: str, onednn: str | None, checkout: Path | None = None,
+                 backend: str = "tensorflow") -> None:
+        """A worker process of `kind` on Keras's `backend`; `checkout`: run the project worker
+        of that checkout, its code first on the import path."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", KERAS_BACKEND=backend)
         if onednn is not None:
             env["TF_ENABLE_ONEDNN_OPTS"] = onednn
         if checkout is not None:
@@ -353,7 +371,8 @@ class Worker:
 
 def bench(batches: list[int], repeats: int, seconds: float, log: Any,
           baseline: Path | None = None) -> list[dict[str, Any]]:
-    workers = {name: Worker(name, onednn) for name, onednn in CONTENDERS.items()}
+    workers = {name: Worker(name, onednn, backend=backend)
+               for name, (onednn, backend) in CONTENDERS.items()}
     if baseline is not None:
         workers["baseline"] = Worker("baseline", None, baseline)
     for w in workers.values():  # started together, waited for together
@@ -402,6 +421,10 @@ def bench(batches: list[int], repeats: int, seconds: float, log: Any,
                 "peak_fraction": round(gflops / peak, 3),
                 "in_memory_images_per_s": round(in_memory, 2),
                 "pipeline_overhead": round(in_memory / ips["project"] - 1.0, 3),
+                **({"jax_images_per_s": round(ips["project_jax"], 2),
+                    "ratio_jax": round(ips["project_jax"] / ips["project"], 3),
+                    "ratio_jax_quartiles": quartiles(runs["project_jax"], runs["project"])}
+                   if "project_jax" in ips else {}),
                 **({"baseline_images_per_s": round(ips["baseline"], 2),
                     "ratio_baseline": round(ips["project"] / ips["baseline"], 3),
                     "ratio_baseline_quartiles": quartiles(runs["project"], runs["baseline"])}
@@ -504,6 +527,11 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['gflops']:>7.1f}  {r['peak_gflops']:>12.1f}  {r['peak_fraction']:>7.0%}  "
             f"{r['pipeline_overhead']:>+8.1%}  {r['rss_mb']:>6.0f}")
     r = results[0]
+    if "jax_images_per_s" in r:
+        rows.append("JAX (project_jax, the same step on Keras's JAX backend): " + "; ".join(
+            f"batch {r['batch']}: {r['jax_images_per_s']:.1f} images/s, x "
+            f"{_ratio(r['ratio_jax'], r['ratio_jax_quartiles'])} of TensorFlow's"
+            for r in results))
     if "baseline_images_per_s" in r:
         rows.append("baseline (--baseline): " + "; ".join(
             f"batch {r['batch']}: {r['baseline_images_per_s']:.1f} images/s, project x "

@@ -50,9 +50,10 @@ def check(cfg: Config, backend: str) -> None:
     """ConfigError for a setting the backend's engine does not have."""
     if backend != "jax":
         return
-    if cfg.train.distribute != "none":
-        raise ConfigError("train.distribute is tf.distribute's; on the JAX backend set it to "
-                          "none", "train.distribute")
+    if cfg.train.distribute == "multiworker":
+        raise ConfigError("train.distribute = multiworker is tf.distribute's; on the JAX "
+                          "backend use mirrored (this machine's devices) or none",
+                          "train.distribute")
     if cfg.train.mixed_precision == "float16":
         raise ConfigError("train.mixed_precision = float16 needs TensorFlow's loss scaling; on "
                           "the JAX backend use bfloat16", "train.mixed_precision")

@@ -12,7 +12,11 @@ step returns the new ones. Its parts are TensorFlow's engine's (`engine.py`), in
 A phase's `update` takes the gradients by `jax.vjp` of its losses, inside a scope that maps
 every variable (a nested scope does not read through to the outer one), and steps the optimizer
 by `stateless_apply`. Checkpoints are NumPy archives (`checkpoints.py`), written atomically;
-nothing here imports TensorFlow. One device; `train.distribute` is TensorFlow's.
+nothing here imports TensorFlow. `train.distribute = "mirrored"` is keras.distribution's data
+parallelism over this machine's devices: the variables, the state and the images replicated,
+each step's real batch and per-sample draws split along the batch, and XLA's partitioner adds
+the all-reduces, so that the step is one device's (the global batch's losses, gradients and
+BatchNorm statistics).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from keras.src.utils import module_utils
 
 from keras_ganime import checkpoints, engines, failure
 from keras_ganime.batches import to_float, to_uint8
-from keras_ganime.config import Config
+from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import check_enough
 from keras_ganime.engines import GRID_SEED, POLICIES, build_family, export_replacing
 from keras_ganime.families.base import Build, Draws, Phase
@@ -141,8 +145,18 @@ class JaxEngine:
         check_enough(images, cfg.train.batch_size)
         self.cfg = cfg
         keras.utils.set_random_seed(cfg.train.seed)  # the initial weights
-        # Keras's own BatchNormalization: `train.fused_batchnorm` is TensorFlow's kernel.
-        self.family = build_family(cfg, Build(POLICIES[cfg.train.mixed_precision]))
+        self.distribution = None
+        if cfg.train.distribute == "mirrored":
+            devices = keras.distribution.list_devices()
+            if cfg.train.batch_size % len(devices):
+                raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be divisible "
+                                  f"by the {len(devices)} devices of train.distribute",
+                                  "train.batch_size")
+            self.distribution = keras.distribution.DataParallel(devices=devices)
+        scope = self.distribution.scope() if self.distribution else contextlib.nullcontext()
+        with scope:
+            # Keras's own BatchNormalization: `train.fused_batchnorm` is TensorFlow's kernel.
+            self.family = build_family(cfg, Build(POLICIES[cfg.train.mixed_precision]))
         self.phases = self.family.phases
         self.rules = self.family.rules()
         named = checkpoints.variables_of(self.family.checkpoint_objects())
@@ -150,17 +164,34 @@ class JaxEngine:
         self.names = tuple(n for p in self.phases for n in p.outputs)
         self.gated = any(p.gate for p in self.phases)
         self.images = images
-        self.device_images = jnp.asarray(images, jnp.uint8)
-        self.state = {"key": jax.random.PRNGKey(cfg.train.seed), "step": jnp.int32(0),
-                      "first_bad_step": jnp.int32(-1),
-                      "high_streak": jnp.zeros(len(self.rules), jnp.int32),
-                      "loss_failed_at": jnp.int32(-1), "failed_rule": jnp.int32(-1)}
+        self.device_images = self._everywhere(jnp.asarray(images, jnp.uint8))
+        state = {"key": jax.random.PRNGKey(cfg.train.seed), "step": jnp.int32(0),
+                 "first_bad_step": jnp.int32(-1),
+                 "high_streak": jnp.zeros(len(self.rules), jnp.int32),
+                 "loss_failed_at": jnp.int32(-1), "failed_rule": jnp.int32(-1)}
         if self.gated:
-            self.state["last"] = jnp.full(len(self.names), jnp.nan, jnp.float32)
+            state["last"] = jnp.full(len(self.names), jnp.nan, jnp.float32)
+        self.state = {k: self._everywhere(v) for k, v in state.items()}
         self._train_step = jax.jit(self._step)
         self._given_step = jax.jit(self._step)
         self.directory: Path | None = None
         self.keep = 1
+
+    # --- the devices ---
+    def _everywhere(self, x: jax.Array) -> jax.Array:
+        """x on every device of the data parallelism (as is, on one device)."""
+        if self.distribution is None:
+            return x
+        layout = keras.distribution.TensorLayout([None] * np.ndim(x),
+                                                 self.distribution.device_mesh)
+        return keras.distribution.distribute_tensor(x, layout)
+
+    def _split(self, x: jax.Array) -> jax.Array:
+        """x split along its first axis, the batch, over the devices (as is, on one)."""
+        if self.distribution is None:
+            return x
+        layout = self.distribution.get_data_layout(np.shape(x))
+        return keras.distribution.distribute_tensor(x, layout)
 
     # --- the step ---
     @contextlib.contextmanager
@@ -195,8 +226,9 @@ class JaxEngine:
             indices = self._indices(state["step"], rng)
         else:
             draws, indices = Draws(given[0], given[1]), given[2]
+        draws = Draws({k: self._split(v) for k, v in draws.per_sample.items()}, draws.per_batch)
         state["key"] = rng.key
-        reals = to_float(jnp.take(images, indices, axis=0))
+        reals = self._split(to_float(jnp.take(images, indices, axis=0)))
         outputs: dict[str, jax.Array] = {}
         finite = jnp.bool_(True)
         last = dict(zip(self.names, state["last"])) if self.gated else {}
@@ -312,7 +344,7 @@ class JaxEngine:
             except ValueError as e:
                 raise RunError(f"{e}: it does not fit the networks that config.toml "
                                f"describes") from None
-            self.state = {k: jnp.asarray(arrays[f"engine/{k}"], v.dtype)
+            self.state = {k: self._everywhere(jnp.asarray(arrays[f"engine/{k}"], v.dtype))
                           for k, v in self.state.items()}
         return self.step_count()
 

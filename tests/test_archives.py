@@ -95,10 +95,12 @@ def test_a_resume_on_the_other_backend_is_one_line_before_anything_loads(tmp_pat
 
 
 @pytest.mark.parametrize(("setting", "message"), [
-    ("train.distribute=\"mirrored\"", "train.distribute is tf.distribute's; on the JAX backend "
-                                      "set it to none"),
-    ("train.mixed_precision=\"float16\"", "train.mixed_precision = float16 needs TensorFlow's "
-                                          "loss scaling; on the JAX backend use bfloat16"),
+    ('train.distribute="multiworker"',
+     ("train.distribute = multiworker is tf.distribute's; on the JAX backend use mirrored (this "
+     "machine's devices) or none")),
+    ('train.mixed_precision="float16"',
+     ("train.mixed_precision = float16 needs TensorFlow's loss scaling; on the JAX backend use "
+     "bfloat16")),
 ])
 def test_a_setting_the_jax_engine_lacks_is_one_line(setting, message, capsys):
     assert train.main(["--backend", "jax", "--set", setting, "--steps", "1"]) == 2

@@ -64,6 +64,22 @@ def test_one_step_equals_tensorflows_from_the_same_weights_and_inputs(case, tmp_
             np.testing.assert_allclose(j[k], t[k], rtol=1e-5, atol=1e-5, err_msg=k)
 
 
+def test_data_parallel_over_two_devices_is_one_devices_step():
+    """keras.distribution's data parallelism (train.distribute = mirrored) on two CPU devices
+    against one device, each family, from the same weights and inputs (tests/data_parallel.py)."""
+    done = subprocess.run([sys.executable, "-m", "tests.data_parallel"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "KERAS_BACKEND": "jax",
+                               "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    print(report)
+    assert set(report) == set(backend_step.CASES)
+    for case, r in report.items():
+        assert r["devices"] == 2 and r["weight_devices"] == 2 and r["all_reduces"] > 0, case
+        assert r["values"] < 1e-5 and r["variables"] < 1e-5 and r["moved"] > 1e-3, case
+
+
 def jax_run_args(data: Path, runs: Path, steps: int, *settings: str) -> list[str]:
     tiny = ["model.image_size=16", "model.latent_dim=8", "train.batch_size=8",
             "output.log_every=1", "output.checkpoint_every=4",

@@ -1,0 +1,54 @@
+"""One step of each family on one device and under data parallelism over two, from the same
+weights and inputs, on Keras's JAX backend (tests/test_jax.py):
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \\
+        python -m tests.data_parallel
+
+prints, as JSON, per family: the largest differences of the logged values and of the variables,
+on how many devices a weight is, and how many all-reduces XLA put in the step."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+
+from keras_ganime import checkpoints
+from keras_ganime import config as config_lib
+from keras_ganime.data import load_images
+from keras_ganime.jax_engine import JaxEngine
+from tests.backend_step import CASES, config
+
+
+def one(case: str) -> dict[str, float]:
+    cfg = config(case)
+    images = load_images("", 64, cfg.model.image_size)
+    single = JaxEngine(cfg, images)
+    draws = single.family.draw(single.rng, cfg.train.batch_size)
+    indices = np.arange(cfg.train.batch_size) * 3
+    named = checkpoints.variables_of(single.family.checkpoint_objects())
+    start = {k: np.asarray(v.value) for k, v in named.items()}
+    out_one = single.step_with(draws, indices)
+    after_one = {k: np.asarray(v.value) for k, v in named.items()}
+
+    config_lib.set_value(cfg, "train.distribute", "mirrored")
+    split = JaxEngine(cfg, images)
+    both = checkpoints.variables_of(split.family.checkpoint_objects())
+    checkpoints.assign(both, start, "start")
+    out_two = split.step_with(draws, indices)
+    weight = next(iter(both.values())).value
+    compiled = split._train_step.lower(split.values(), split.state, split.device_images).compile()
+    return {"values": max(abs(float(out_one[k]) - float(out_two[k])) for k in out_one
+                          if np.isfinite(float(out_one[k]))),
+            "variables": max(float(np.max(np.abs(after_one[k] - np.asarray(v.value)),
+                                          initial=0)) for k, v in both.items()),
+            "moved": max(float(np.max(np.abs(after_one[k] - start[k]), initial=0))
+                         for k in start if start[k].dtype.kind == "f"),
+            "weight_devices": len(weight.sharding.device_set),
+            "all_reduces": compiled.as_text().count("all-reduce("),
+            "devices": jax.device_count()}
+
+
+if __name__ == "__main__":
+    print(json.dumps({case: one(case) for case in CASES}))
