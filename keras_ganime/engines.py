@@ -54,6 +54,10 @@ def check(cfg: Config, backend: str) -> None:
         raise ConfigError("train.distribute = multiworker is tf.distribute's; on the JAX "
                           "backend use mirrored (this machine's devices) or none",
                           "train.distribute")
+    if cfg.train.distribute == "mirrored" and not cfg.train.sync_batchnorm:
+        raise ConfigError("train.sync_batchnorm = false (BatchNorm per replica) is "
+                          "tf.distribute's; on the JAX backend BatchNorm always sees the global "
+                          "batch", "train.sync_batchnorm")
     if cfg.train.mixed_precision == "float16":
         raise ConfigError("train.mixed_precision = float16 needs TensorFlow's loss scaling; on "
                           "the JAX backend use bfloat16", "train.mixed_precision")

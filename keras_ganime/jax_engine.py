@@ -22,6 +22,7 @@ BatchNorm statistics).
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from keras_ganime.runs import RunError
 Values = list[jax.Array]
 # Keras asks for int64 counters (optimizers' iterations, the failure watch); without JAX's x64
 # mode they are int32, which counts 2 billion steps.
-warnings.filterwarnings("ignore", "Explicitly requested dtype int64", UserWarning)
+warnings.filterwarnings("ignore", "Explicitly requested dtype int64", UserWarning, r"keras\.")
 # Keras loads TensorFlow where it is installed, to seed it (keras.utils.set_random_seed) and to
 # look for its types when it saves a model. A JAX run has no use for it, and stays free of its
 # gigabyte and its seconds of start-up: Keras is told that it is absent.
@@ -132,7 +133,9 @@ class StepContext:
         return losses, aux
 
     def input_gradient(self, fn: Callable[[Any], Any], x: Any) -> tuple[Any, Any]:
-        """fn(x) and the gradient of its sum with respect to x, differentiable in turn."""
+        """fn(x) and the gradient of its sum with respect to x, differentiable in turn. `fn`
+        must not assign variables (a BatchNorm in training would): what it assigned inside
+        jax.vjp would escape it."""
         y, pullback = jax.vjp(fn, x)
         return y, pullback(jnp.ones_like(y))[0]
 
@@ -172,8 +175,9 @@ class JaxEngine:
         if self.gated:
             state["last"] = jnp.full(len(self.names), jnp.nan, jnp.float32)
         self.state = {k: self._everywhere(v) for k, v in state.items()}
-        self._train_step = jax.jit(self._step)
-        self._given_step = jax.jit(self._step)
+        # The variables' and the state's old buffers are donated: a step holds one copy of
+        # the networks and optimizers, not two (the Keras variables get the new ones at once).
+        self._train_step = jax.jit(self._step, donate_argnums=(0, 1))
         self.directory: Path | None = None
         self.keep = 1
 
@@ -297,7 +301,7 @@ class JaxEngine:
         """One step on given random inputs and real images' indices, in place of the key's:
         for comparing the engines."""
         given = (draws.per_sample, draws.per_batch, jnp.asarray(indices, jnp.int32))
-        return self._run(self._given_step, given)
+        return self._run(self._train_step, given)
 
     def _run(self, step: Callable, *given: Any) -> dict[str, jax.Array]:
         """The step from the Keras variables' values, which then hold the new ones (an
@@ -339,13 +343,21 @@ class JaxEngine:
         latest = checkpoints.newest_readable(directory)
         if latest:
             arrays, _ = checkpoints.read_npz(latest)
+            missing = [k for k in self.state if f"engine/{k}" not in arrays]
             try:
+                if missing:
+                    raise ValueError(f"{latest}: engine/{missing[0]} is missing")
                 checkpoints.assign(dict(zip(self.keys, self.variables)), arrays, latest)
             except ValueError as e:
                 raise RunError(f"{e}: it does not fit the networks that config.toml "
                                f"describes") from None
             self.state = {k: self._everywhere(jnp.asarray(arrays[f"engine/{k}"], v.dtype))
                           for k, v in self.state.items()}
+            # Newer archives did not read (newest_readable said which): set aside, so that
+            # the ring below, which keeps the highest steps, cannot prefer them to new ones.
+            for newer in checkpoints.listed(directory):
+                if checkpoints.step_of(newer) > checkpoints.step_of(latest):
+                    os.replace(newer, f"{newer}.damaged")
         return self.step_count()
 
     def save(self, step: int) -> None:

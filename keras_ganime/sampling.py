@@ -84,8 +84,12 @@ def latents(family: Family, seed: int, n: int) -> np.ndarray:
 
 def render(model: keras.Model, z: np.ndarray) -> np.ndarray:
     """Latents -> (n, size, size, 3) uint8 images, with BatchNorm in inference mode."""
+    import keras
+
     from keras_ganime.batches import to_uint8
 
     z = z.astype(np.float32)
-    return np.concatenate([to_uint8(model(z[i:i + BATCH], training=False))
-                           for i in range(0, len(z), BATCH)])
+    # On JAX a model called eagerly dispatches op by op; predict_on_batch compiles it.
+    call = model.predict_on_batch if keras.backend.backend() == "jax" else (
+        lambda x: model(x, training=False))
+    return np.concatenate([to_uint8(call(z[i:i + BATCH])) for i in range(0, len(z), BATCH)])

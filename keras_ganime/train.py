@@ -91,7 +91,7 @@ def train(cfg: Config, resume: str | None, backend: str | None = None) -> None:
     from keras_ganime.loop import Loop, open_run
 
     chief = True
-    if cfg.train.distribute != "none":
+    if backend == "tensorflow" and cfg.train.distribute != "none":
         from keras_ganime import distribute
 
         # A multi-worker strategy must be made before any other TensorFlow operation.

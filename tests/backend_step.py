@@ -1,12 +1,14 @@
-"""One step of a family on the backend Keras runs on, from shared weights and inputs, for
+"""Two steps of a family on the backend Keras runs on, from shared weights and inputs, for
 comparing the two engines (tests/test_jax.py).
 
     python -m tests.backend_step CASE DIR
 
-On TensorFlow it builds the engine, writes its weights, the step's random inputs and the real
-batch's indices to DIR/inputs.npz, steps, and writes the values and the weights after to
-DIR/tensorflow.npz. On JAX it reads DIR/inputs.npz into its own engine, takes the same step and
-writes DIR/jax.npz. Both optimizers are SGD, so that the step is the gradients themselves.
+On TensorFlow it builds the engine, writes its weights, both steps' random inputs and real
+batches' indices to DIR/inputs.npz, steps, and writes each step's values and the weights after
+to DIR/tensorflow.npz. On JAX it reads DIR/inputs.npz into its own engine, takes the same steps
+and writes DIR/jax.npz. Both optimizers are SGD, so that a step is the gradients themselves; the
+second step is the first where the DCGAN's G starts (`train.warmup_steps = 1`) and where the D
+skip's gate reads the values of a step before.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from keras_ganime import config as config_lib
 from keras_ganime.data import load_images
 from keras_ganime.families.base import Draws
 
+STEPS = 2
 SGD = ("g_optim.name=sgd", "d_optim.name=sgd", "g_optim.learning_rate=0.05",
        "d_optim.learning_rate=0.05", "train.batch_size=8")
 # Case -> (experiment, settings): each family, and the DCGAN whose D update is gated and held
-# (section 3.4: G twice, D skipped, L2). Two steps where a phase starts at the second.
+# (section 3.4: G twice, D skipped, L2).
 CASES = {
-    "dcgan": (None, ("model.image_size=16", "train.warmup_steps=0")),
+    "dcgan": (None, ("model.image_size=16", "train.warmup_steps=1")),
     "dcgan-g2-dskip-l2": ("carpedm20-g2-dskip", ("model.image_size=16", "train.l2=0.001")),
     "began": (None, ('model.family="began"', "model.image_size=16", "model.filters=8",
                      "model.hidden=8")),
@@ -46,22 +49,26 @@ def run(case: str, directory: Path) -> None:
     engine = engines.create(cfg, load_images("", 64, cfg.model.image_size))
     named = checkpoints.variables_of(engine.family.checkpoint_objects())
     if backend == "tensorflow":
-        draws = engine.family.draw(engine.rng, cfg.train.batch_size)
-        indices = engine.sampler.indices(engine.step, engine.rng).numpy()
         inputs = {f"w/{k}": v.numpy() for k, v in named.items()}
-        inputs.update({f"s/{k}": np.asarray(x) for k, x in draws.per_sample.items()})
-        inputs.update({f"b/{k}": np.asarray(x) for k, x in draws.per_batch.items()})
-        np.savez(directory / "inputs.npz", indices=indices, **inputs)
+        for step in range(STEPS):
+            draws = engine.family.draw(engine.rng, cfg.train.batch_size)
+            inputs[f"{step}/indices"] = engine.sampler.indices(step, engine.rng).numpy()
+            inputs.update({f"{step}/s/{k}": np.asarray(x) for k, x in draws.per_sample.items()})
+            inputs.update({f"{step}/b/{k}": np.asarray(x) for k, x in draws.per_batch.items()})
+        np.savez(directory / "inputs.npz", **inputs)
     else:
         with np.load(directory / "inputs.npz") as f:
             inputs = dict(f)
         checkpoints.assign(named, {k[2:]: v for k, v in inputs.items() if k[:2] == "w/"},
                            "inputs.npz")
-        draws = Draws({k[2:]: v for k, v in inputs.items() if k[:2] == "s/"},
-                      {k[2:]: v for k, v in inputs.items() if k[:2] == "b/"})
-        indices = inputs["indices"]
-    out = engine.step_with(draws, indices)
-    result = {f"v/{k}": np.asarray(v) for k, v in out.items()}
+    result = {}
+    for step in range(STEPS):
+        part = {k.removeprefix(f"{step}/"): v for k, v in inputs.items()
+                if k.startswith(f"{step}/")}
+        draws = Draws({k[2:]: v for k, v in part.items() if k[:2] == "s/"},
+                      {k[2:]: v for k, v in part.items() if k[:2] == "b/"})
+        out = engine.step_with(draws, part["indices"])
+        result.update({f"v{step}/{k}": np.asarray(v) for k, v in out.items()})
     result.update({f"w/{k}": np.asarray(v.value) for k, v in named.items()})
     np.savez(directory / f"{backend}.npz", **result)
 
