@@ -230,3 +230,32 @@ def test_sigkilled_twice_then_resumed_ends_bit_for_bit_as_one_go(family, tmp_pat
     _, mismatch, errors = filecmp.cmpfiles(run_dir(whole) / "samples",
                                            run_dir(killed) / "samples", frames, shallow=False)
     assert not mismatch and not errors
+
+
+def test_the_ring_keeps_the_newest_and_a_damaged_newer_archive_is_set_aside(tmp_path):
+    """keep = 2: after steps 1 to 3, ckpt-2 and ckpt-3. ckpt-3 cut short: a new engine resumes
+    from ckpt-2, sets ckpt-3 aside as ckpt-3.npz.damaged, and its own step 3 equals the first
+    engine's, bit for bit."""
+    from keras_ganime.jax_engine import JaxEngine
+
+    cfg = backend_step.config("dcgan")
+    images = random_images(40, 16)
+    first = JaxEngine(cfg, images)
+    first.open_checkpoints(tmp_path, keep=2)
+    for step in (1, 2, 3):
+        first.train_step()
+        first.save(step)
+    names = lambda: [Path(p).name for p in checkpoints.listed(tmp_path)]
+    assert names() == ["ckpt-2.npz", "ckpt-3.npz"]
+    good, _ = checkpoints.read_npz(tmp_path / "ckpt-3.npz")
+    damaged = tmp_path / "ckpt-3.npz"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    second = JaxEngine(cfg, images)
+    assert second.open_checkpoints(tmp_path, keep=2) == 2
+    assert names() == ["ckpt-2.npz"] and (tmp_path / "ckpt-3.npz.damaged").is_file()
+    second.train_step()
+    second.save(3)
+    again, _ = checkpoints.read_npz(tmp_path / "ckpt-3.npz")
+    assert again.keys() == good.keys()
+    for key in good:
+        np.testing.assert_array_equal(again[key], good[key], err_msg=key)
