@@ -259,3 +259,33 @@ def test_the_ring_keeps_the_newest_and_a_damaged_newer_archive_is_set_aside(tmp_
     assert again.keys() == good.keys()
     for key in good:
         np.testing.assert_array_equal(again[key], good[key], err_msg=key)
+
+
+def test_evaluate_scores_every_checkpoint_of_it_on_jax(jax_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(jax_run[0], run)
+    done = on("jax", "-m", "keras_ganime.evaluate", str(run), "--all-checkpoints", "--metrics",
+              "fid_anime,swd", "--samples", "40", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [s["step"] for s in scores] == [4, 5]
+    assert all(s["fid_anime"] > 0 and np.isfinite(s["swd"]) for s in scores)
+    assert (run / "eval" / "0000005" / "metrics.json").is_file()
+
+
+def test_bfloat16_trains_on_jax():
+    """train.mixed_precision = bfloat16: the layers compute in bfloat16, the weights stay
+    float32, and two steps of each family are finite."""
+    from keras_ganime import config as config_lib
+    from keras_ganime.jax_engine import JaxEngine
+
+    for case in ("dcgan", "began"):
+        cfg = backend_step.config(case)
+        config_lib.set_value(cfg, "train.mixed_precision", "bfloat16")
+        engine = JaxEngine(cfg, random_images(40, 16))
+        for _ in range(2):
+            out = engine.train_step()
+        assert all(np.isfinite(float(v)) for v in out.values()), (case, out)
+        g = engine.family.generator
+        assert any(layer.compute_dtype == "bfloat16" for layer in g.layers)
+        assert all(w.dtype == "float32" for w in g.weights)
