@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ganime import checkpoints, distribute, failure
-from keras_ganime.batches import Sampler, to_float, to_uint8
+from keras_ganime.batches import Sampler
 from keras_ganime.config import Config, ConfigError, TrainConfig
-from keras_ganime.engines import GRID_SEED, POLICIES, build_family, export_replacing
+from keras_ganime.engines import GRID_SEED, POLICIES, Sampling, build_family, export_replacing
 from keras_ganime.families.base import Build, Draws, Phase
 
 
@@ -96,7 +96,7 @@ class StepContext:
         return y, tape.gradient(total, x)
 
 
-class Engine:
+class Engine(Sampling):
     """A family, its random generator, its step counter and its watch: all a checkpoint holds."""
 
     def __init__(self, cfg: Config, images: np.ndarray) -> None:
@@ -314,14 +314,6 @@ class Engine:
     def weights_finite(self) -> bool:
         return all(bool(tf.reduce_all(tf.math.is_finite(v)))
                    for net in self.family.networks.values() for v in net.weights)
-
-    def generate(self, z: tf.Tensor) -> np.ndarray:
-        return to_uint8(self.family.sampler()(z, training=False))
-
-    def pictures(self, reals: np.ndarray) -> dict[str, np.ndarray]:
-        """The family's other pictures (Family.pictures) of uint8 reals, as uint8 images."""
-        out = self.family.pictures(to_float(tf.constant(reals)))
-        return {name: to_uint8(images) for name, images in out.items()}
 
     @property
     def export_suffix(self) -> str:

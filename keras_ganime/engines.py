@@ -107,6 +107,25 @@ def create(cfg: Config, images: np.ndarray) -> Any:
     return Engine(cfg, images)
 
 
+class Sampling:
+    """What both engines make alike from the family's networks as they are (the JAX engine
+    keeps them current after every step): the sample grids' images and the family's pictures."""
+
+    family: Family
+
+    def generate(self, z: Any) -> np.ndarray:
+        from keras_ganime.sampling import render
+
+        return render(self.family.sampler(), np.asarray(z))
+
+    def pictures(self, reals: np.ndarray) -> dict[str, np.ndarray]:
+        """The family's other pictures (Family.pictures) of uint8 reals, as uint8 images."""
+        from keras_ganime.batches import to_float, to_uint8
+
+        out = self.family.pictures(to_float(reals))
+        return {name: to_uint8(images) for name, images in out.items()}
+
+
 def remove(path: Path) -> None:
     """A file or a folder, if there."""
     if path.is_dir():

@@ -36,10 +36,10 @@ from keras import StatelessScope
 from keras.src.utils import module_utils
 
 from keras_ganime import checkpoints, engines, failure
-from keras_ganime.batches import to_float, to_uint8
+from keras_ganime.batches import to_float
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import check_enough
-from keras_ganime.engines import GRID_SEED, POLICIES, build_family, export_replacing
+from keras_ganime.engines import GRID_SEED, POLICIES, Sampling, build_family, export_replacing
 from keras_ganime.families.base import Build, Draws, Phase
 from keras_ganime.runs import RunError
 
@@ -140,7 +140,7 @@ class StepContext:
         return y, pullback(jnp.ones_like(y))[0]
 
 
-class JaxEngine:
+class JaxEngine(Sampling):
     """A family, its variables' values and the engine's state: all a checkpoint holds."""
 
     def __init__(self, cfg: Config, images: np.ndarray) -> None:
@@ -381,14 +381,6 @@ class JaxEngine:
     def weights_finite(self) -> bool:
         return all(bool(jnp.all(jnp.isfinite(x))) for x in self.values()
                    if jnp.issubdtype(x.dtype, jnp.floating))
-
-    def generate(self, z: jax.Array) -> np.ndarray:
-        return to_uint8(self.family.sampler()(z, training=False))
-
-    def pictures(self, reals: np.ndarray) -> dict[str, np.ndarray]:
-        """The family's other pictures (Family.pictures) of uint8 reals, as uint8 images."""
-        out = self.family.pictures(to_float(jnp.asarray(reals)))
-        return {name: to_uint8(images) for name, images in out.items()}
 
     @property
     def export_suffix(self) -> str:

@@ -62,8 +62,8 @@ def restore(family: Family, checkpoint: str) -> None:
                                 f"config.toml describes") from None
         return
     if engines.backend() != "tensorflow":
-        raise SamplingError(f"{checkpoint}: a TensorFlow checkpoint; read it with "
-                            f"--backend tensorflow (or KERAS_BACKEND=tensorflow)")
+        raise SamplingError(f"{checkpoint}: a TensorFlow checkpoint, which only the "
+                            f"TensorFlow backend reads; run with KERAS_BACKEND=tensorflow")
     import tensorflow as tf
 
     try:

@@ -289,3 +289,20 @@ def test_bfloat16_trains_on_jax():
         g = engine.family.generator
         assert any(layer.compute_dtype == "bfloat16" for layer in g.layers)
         assert all(w.dtype == "float32" for w in g.weights)
+
+
+def test_a_tensorflow_checkpoint_on_jax_is_one_line(data, tmp_path):
+    """A TensorFlow run's checkpoint (its generator.keras removed, so that generate needs the
+    checkpoint) read by generate on JAX."""
+    runs = tmp_path / "runs"
+    args = [a if a != "jax" else "tensorflow" for a in jax_run_args(data, runs, 4)]
+    tmp_path.joinpath("runs").mkdir()
+    done = on("tensorflow", "-m", "keras_ganime.train", *args, cwd=runs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = run_dir(runs)
+    (run / "generator.keras").unlink()
+    done = on("jax", "-m", "keras_ganime.generate", str(run), "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {run / 'checkpoints' / 'ckpt-4'}: a TensorFlow checkpoint, which only the "
+        f"TensorFlow backend reads; run with KERAS_BACKEND=tensorflow")
