@@ -1,5 +1,5 @@
 """Image data: a folder of images -> one HDF5 file (`prepare`), the built-in synthetic faces
-(`synth`), and loading for training (`load_images`; device batches are in `batches.py`).
+(`synth`), and loading for training (`load_images`; device batches are each engine's).
 
 No TensorFlow here: `prepare` starts worker processes that should not pay for importing it.
 

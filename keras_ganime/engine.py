@@ -31,9 +31,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ganime import checkpoints, distribute, failure
-from keras_ganime.batches import Sampler
+from keras_ganime.batches import to_float
 from keras_ganime.config import Config, ConfigError, TrainConfig
-from keras_ganime.engines import GRID_SEED, POLICIES, Sampling, build_family, export_replacing
+from keras_ganime.data import check_enough
+from keras_ganime.engines import (
+    GRID_SEED,
+    POLICIES,
+    Sampling,
+    build_family,
+    due_conditions,
+    export_replacing,
+    gate_open,
+)
 from keras_ganime.families.base import Build, Draws, Phase
 
 
@@ -43,6 +52,37 @@ def use_xla(cfg: TrainConfig) -> bool:
     if cfg.jit_compile != "auto":
         return cfg.jit_compile == "on"
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+class Sampler:
+    """Real batches drawn on the device from uint8 images held there (the JAX engine draws its
+    own: jax_engine.JaxEngine._indices). `uniform` draws with replacement, as the reference;
+    `epoch` walks a fresh permutation each epoch and drops the last partial batch. Both are
+    functions of the step and the random generator only, so a resumed run draws the same
+    batches as an uninterrupted one.
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int, sampling: str, seed: int) -> None:
+        check_enough(images, batch_size)
+        self.images = tf.constant(images, tf.uint8)
+        self.n = len(images)
+        self.batch_size = batch_size
+        self.sampling = sampling
+        self.seed = seed
+
+    def indices(self, step: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
+        if self.sampling == "uniform":
+            return rng.uniform([self.batch_size], 0, self.n, dtype=tf.int64)
+        per_epoch = self.n // self.batch_size
+        step = tf.cast(step, tf.int64)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), step // per_epoch])
+        perm = tf.random.experimental.stateless_shuffle(tf.range(self.n, dtype=tf.int64), seed)
+        first = (step % per_epoch) * self.batch_size
+        return perm[first:first + self.batch_size]
+
+    def batch(self, indices: tf.Tensor) -> tf.Tensor:
+        """A float32 batch in [-1, 1], cast and scaled after the gather, on the device."""
+        return to_float(tf.gather(self.images, indices))
 
 
 class StepContext:
@@ -202,17 +242,6 @@ class Engine(Sampling):
         """The real batch at these indices (on one replica: its slice's)."""
         return self.sampler.batch(indices)
 
-    def _due(self, phase: Phase, seen: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
-        """Whether the phase runs at this step; None: always."""
-        conditions = []
-        if phase.start:
-            conditions.append(self.step >= phase.start)
-        if phase.every > 1:
-            conditions.append((self.step - phase.start) % phase.every == 0)
-        if phase.gate is not None:
-            conditions.append(tf.cast(phase.gate(seen), tf.bool))
-        return functools.reduce(tf.logical_and, conditions) if conditions else None
-
     def _phase(self, phase: Phase, indices: tf.Tensor, draws: Draws,
                seen: Mapping[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor | None]:
         """The phase's outputs for the global batch, float32, and whether it ran (None: always;
@@ -225,11 +254,11 @@ class Engine(Sampling):
             return self._replicated(phase, indices, draws, ctx)
 
         if phase.hold:
-            gate = tf.cast(phase.gate(seen), tf.bool)
-            return tf.cond(gate, run, lambda: run(self.frozen)), None
-        due = self._due(phase, seen)
-        if due is None:
+            return tf.cond(gate_open(phase, seen), run, lambda: run(self.frozen)), None
+        conditions = due_conditions(phase, self.step, seen)
+        if not conditions:
             return run(), None
+        due = functools.reduce(tf.logical_and, conditions)
         skipped = {name: tf.constant(np.nan, tf.float32) for name in phase.outputs}
         return tf.cond(due, run, lambda: skipped), due
 

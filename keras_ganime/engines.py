@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from keras_ganime import families
 from keras_ganime.config import Config, ConfigError
-from keras_ganime.families.base import Build, Family
+from keras_ganime.families.base import Build, Family, Phase
 
 BACKENDS = ("tensorflow", "jax")
 POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -32,8 +33,6 @@ def choose(backend: str | None, cfg: Config) -> str:
     """Sets Keras's backend (None: KERAS_BACKEND, else TensorFlow) before Keras loads, and
     returns it; ConfigError for an unknown one, a setting its engine lacks (`check`), or once
     Keras runs on another."""
-    import sys
-
     name = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
     if name not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; got {name!r}")
@@ -89,6 +88,26 @@ def generator(seed: int) -> Any:
     import tensorflow as tf
 
     return tf.random.Generator.from_seed(seed)
+
+
+def gate_open(phase: Phase, seen: Mapping[str, Any]) -> Any:
+    """The phase's gate on the values seen so far, as a boolean tensor of Keras's backend."""
+    from keras import ops
+
+    return ops.cast(phase.gate(seen), "bool")
+
+
+def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any]:
+    """What must all hold for the phase to run at `step` (a tensor of either backend): from
+    `start`, every `every` steps after it, while its gate holds; [] when it always runs."""
+    conditions = []
+    if phase.start:
+        conditions.append(step >= phase.start)
+    if phase.every > 1:
+        conditions.append((step - phase.start) % phase.every == 0)
+    if phase.gate is not None:
+        conditions.append(gate_open(phase, seen))
+    return conditions
 
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:

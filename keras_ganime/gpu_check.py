@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from keras_ganime import config as config_lib
+from keras_ganime import engines
+from keras_ganime.config import ConfigError
 
 # What each size measures and trains.
 SIZES = {
@@ -118,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES["tiny" if args.tiny else "gpu"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["KERAS_BACKEND"] = "jax"
-    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "jax":
-        print("error: Keras already runs on another backend; set KERAS_BACKEND=jax",
-              file=sys.stderr)
+    try:
+        engines.choose("jax", config_lib.Config())
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
 
     def log(text: str) -> None:

@@ -39,7 +39,15 @@ from keras_ganime import checkpoints, engines, failure
 from keras_ganime.batches import to_float
 from keras_ganime.config import Config, ConfigError
 from keras_ganime.data import check_enough
-from keras_ganime.engines import GRID_SEED, POLICIES, Sampling, build_family, export_replacing
+from keras_ganime.engines import (
+    GRID_SEED,
+    POLICIES,
+    Sampling,
+    build_family,
+    due_conditions,
+    export_replacing,
+    gate_open,
+)
 from keras_ganime.families.base import Build, Draws, Phase
 from keras_ganime.runs import RunError
 
@@ -199,9 +207,9 @@ class JaxEngine(Sampling):
 
     # --- the step ---
     @contextlib.contextmanager
-    def _scope(self, values: Values) -> Iterator[list[Values]]:
+    def _scope(self, values: Values) -> Iterator[Values]:
         """The variables read `values`; the list it yields holds their values at the end."""
-        out: list[Values] = []
+        out: Values = []
         with StatelessScope(state_mapping=list(zip(self.variables, values))) as scope:
             yield out
             for v, x in zip(self.variables, values):
@@ -277,16 +285,10 @@ class JaxEngine(Sampling):
             return new, {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
 
         if phase.hold:
-            gate = jnp.asarray(phase.gate(seen), bool)
-            new, out = jax.lax.cond(gate, run, lambda v: run(v, frozen=True), values)
+            new, out = jax.lax.cond(gate_open(phase, seen), run,
+                                    lambda v: run(v, frozen=True), values)
             return new, out, None
-        conditions = []
-        if phase.start:
-            conditions.append(step >= phase.start)
-        if phase.every > 1:
-            conditions.append((step - phase.start) % phase.every == 0)
-        if phase.gate is not None:
-            conditions.append(jnp.asarray(phase.gate(seen), bool))
+        conditions = due_conditions(phase, step, seen)
         if not conditions:
             return (*run(values), None)
         due = jnp.all(jnp.stack(conditions))
