@@ -66,12 +66,17 @@ class Scorer:
         self.inception_weights = inception_weights or None
         self._real_features: dict[str, np.ndarray] | None = None
 
+    def extractors(self) -> dict[str, features.Extractor]:
+        """The feature extractors the metrics use, built once per process: a missing or damaged
+        weights file is a FeatureError of one line."""
+        used = {metric_names.parse(n)[1] for n in self.names} - {None}
+        return {e: features.get_extractor(e, self.inception_weights if e == "inception" else None)
+                for e in sorted(used)}
+
     def __call__(self, fakes: np.ndarray) -> dict[str, float]:
         if self._real_features is None:
-            used = {metric_names.parse(n)[1] for n in self.names} - {None}
-            self._real_features = {
-                e: features.get_extractor(e, self.inception_weights if e == "inception" else None)
-                (self.reals) for e in sorted(used)}
+            self._real_features = {e: extract(self.reals)
+                                   for e, extract in self.extractors().items()}
         return features.compute_metrics(self.reals, fakes, self.names, self.inception_weights,
                                         real_features=self._real_features)
 
@@ -87,6 +92,14 @@ class Evaluator:
         self.names = self.scorer.names
         self.cfg = cfg
         self._z: np.ndarray | None = None
+
+    def check(self) -> None:
+        """What every evaluation will need, before a run's first step rather than hours into it:
+        the extractors' weights and at least two reals (the metrics' minimum)."""
+        if len(self.scorer.reals) < 2:
+            raise EvalError(f"the metrics need at least 2 real images, the data has "
+                            f"{len(self.scorer.reals)}; set eval.metrics=\"\" to train without")
+        self.scorer.extractors()
 
     def __call__(self, family: Family) -> dict[str, float]:
         from keras_ganime.sampling import latents, render

@@ -91,14 +91,16 @@ class Extractor:
         return out
 
 
-def anime_extractor(weights: str | Path = encoder.WEIGHTS) -> Extractor:
-    """The project's anime-face encoder, from the weights shipped with the package."""
+def anime_extractor(weights: str | Path | None = None) -> Extractor:
+    """The project's anime-face encoder, from the weights shipped with the package (read when
+    called, so that a test can point encoder.WEIGHTS elsewhere)."""
     import keras
 
-    weights = Path(weights)
+    weights = Path(weights or encoder.WEIGHTS)
     if not weights.is_file():
         raise FeatureError(f"{weights}: no such file; the anime encoder's weights ship with the "
-                           f"package (retrain them with `make encoder`)")
+                           "package: reinstall it (pip install --force-reinstall keras_ganime) "
+                           "or retrain them (python -m keras_ganime.encoder --data FOLDER)")
     model = encoder.build_model()
     try:
         with warnings.catch_warnings():

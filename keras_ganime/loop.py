@@ -194,9 +194,21 @@ class Loop:
               f"left {_clock(left)}", file=sys.stderr, flush=True)
 
     def evaluate(self, step: int) -> None:
+        """Scores the generator as it is now. An evaluation that fails (train checked what it
+        needs before step 1, so this is the unforeseen) is a line and an entry in run.json:
+        training and checkpointing go on, and `evaluate RUN` can score the checkpoints later."""
         evaluator = self.evaluator
         start = time.perf_counter()
-        values = evaluator(self.engine.family)
+        try:
+            values = evaluator(self.engine.family)
+        except Exception as e:  # noqa: BLE001 - an evaluation is not worth the run
+            error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+            failures = self.run.read_json("run.json").get("eval_failures", 0) + 1
+            self.update_json(eval_error=error, eval_error_step=step, eval_failures=failures)
+            self.bar.write(f"evaluation at step {step} failed ({error}); training goes on, and "
+                           f"python -m keras_ganime.evaluate {self.run.path} scores its "
+                           "checkpoints later", file=sys.stderr)
+            return
         self.scores.append({"step": step, **values, "eval_s": round(time.perf_counter() - start, 2),
                             "wall_s": self.wall_s()})
         self.run.write_csv("metrics.csv", self.scores,

@@ -97,8 +97,11 @@ def train(cfg: Config, resume: str | None, backend: str | None = None) -> None:
         # A multi-worker strategy must be made before any other TensorFlow operation.
         chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
     engine = engines.create(cfg, images)  # bad data fails here, before any run directory
-    evaluator = Evaluator(cfg, images) if cfg.eval_metrics() and (
-        cfg.eval.every or cfg.milestones()) else None
+    evaluator = None
+    if cfg.eval_metrics() and (0 < cfg.eval.every <= cfg.train.steps or any(
+            m <= cfg.train.steps for m in cfg.milestones())):
+        evaluator = Evaluator(cfg, images)
+        evaluator.check()  # a missing weights file costs one line now, not the run at step 30,000
     with open_run(cfg, resume, chief) as run:
         print(f"run directory: {run.path}", file=sys.stderr)
         Loop(engine, run, evaluator=evaluator).fit()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import features, metrics
+from keras_ganime import encoder, features, metrics
 from keras_ganime.data import write_h5
 from keras_ganime.engine import Engine
 from keras_ganime.evaluate import EvalError, Evaluator, Scorer
@@ -16,6 +16,7 @@ from keras_ganime.evaluate import main as evaluate_main
 from keras_ganime.features import compute_metrics
 from keras_ganime.loop import fit, new_run
 from keras_ganime.runs import read_csv
+from keras_ganime.train import main as train_main
 from tests.helpers import tiny
 
 PIXEL_METRICS = "swd,checkerboard"
@@ -137,3 +138,66 @@ def test_bad_requests_get_one_line(tmp_path, capsys, args, message):
     assert evaluate_main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# --- what a run's evaluations need, checked before its first step ---------------------------
+
+
+@pytest.fixture
+def no_encoder_weights(tmp_path, monkeypatch):
+    """The shipped weights out of reach, as in an install that lost them."""
+    monkeypatch.setattr(encoder, "WEIGHTS", tmp_path / "gone" / "anime_encoder.weights.h5")
+    features.get_extractor.cache_clear()  # an extractor built by an earlier test is not reused
+    yield
+    features.get_extractor.cache_clear()
+
+
+def tiny_run_argv(tmp_path, images, *settings: str) -> list[str]:
+    write_h5(tmp_path / "d.h5", images, np.zeros(len(images)), [], ["x"] * len(images))
+    base = ("model.image_size=16", "model.latent_dim=8", "train.batch_size=8",
+            "train.warmup_steps=2", "output.log_every=1", "eval.samples=16",
+            f'output.runs_dir="{tmp_path / "runs"}"')
+    return ["--data", str(tmp_path / "d.h5"), "--steps", "4",
+            *(x for s in (*base, *settings) for x in ("--set", s))]
+
+
+@pytest.mark.parametrize("due", ['output.milestones="4"', "eval.every=2"])
+def test_a_run_without_the_encoders_weights_stops_before_its_first_step(
+        tmp_path, images, no_encoder_weights, capsys, due):
+    assert train_main(tiny_run_argv(tmp_path, images, due)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "gone/anime_encoder.weights.h5: no such file" in err[0]
+    assert "pip install --force-reinstall keras_ganime" in err[0]
+    assert not (tmp_path / "runs").exists(), "a run directory was made for a run that can't run"
+
+
+def test_a_run_that_evaluates_nothing_within_its_steps_trains_without_them(
+        tmp_path, images, no_encoder_weights):
+    """The negative control: the same missing weights, a milestone past the run's steps."""
+    assert train_main(tiny_run_argv(tmp_path, images, 'output.milestones="30000"')) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+def test_an_evaluation_failing_mid_run_is_a_line_in_run_json_and_training_goes_on(
+        tmp_path, images, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise ValueError("features must be finite\nsecond line of the message")
+
+    monkeypatch.setattr(features, "compute_metrics", fail)
+    cfg = tiny(**{"eval.every": 2, "eval.metrics": PIXEL_METRICS, "eval.samples": 16,
+                  "output.runs_dir": str(tmp_path / "runs")})
+    with new_run(cfg) as run:
+        fit(Engine(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
+    state = json.loads((run.path / "run.json").read_text())
+    assert state["status"] == "done" and state["step"] == 6
+    assert state["eval_error"] == "ValueError: features must be finite"
+    assert (state["eval_error_step"], state["eval_failures"]) == (6, 3)
+    assert [r["step"] for r in run.read_losses()] == [1, 2, 3, 4, 5, 6]
+    assert sorted(p.name for p in run.checkpoints.glob("ckpt-*.index")) == [
+        "ckpt-3.index", "ckpt-6.index"]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "evaluation at" in line]
+    assert [line.split()[3] for line in lines] == ["2", "4", "6"]
+    assert all("training goes on" in line and "\n" not in line for line in lines)
+    assert not (run.path / "metrics.csv").exists()
