@@ -15,11 +15,18 @@ Bits across processors: TensorFlow's own (Eigen) kernels are fixed when its whee
 oneDNN, which runs the convolutions, matrix products and batch normalisations, picks its kernels
 by the processor's instruction set when it starts, and the last bits of every float follow. So a
 golden run caps oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA; an environment that sets it lower wins, as a
-way to see the fallback): a processor with AVX-512 then runs the kernels an AVX2 one does, and
-the recording holds bit for bit on both. On a processor without AVX2 (oneDNN reports another
-instruction set) the bits cannot match; `compare` then checks what can be: the first
-FOREIGN_ROWS loss rows to FOREIGN_RTOL, measured between instruction sets (below), every row's
-NaNs, and the checkpoints' keys, dtypes and shapes.
+way to see the fallback), so that a processor with AVX-512 runs the kernels an AVX2 one does.
+`verdict` compares a fresh recording with a stored one:
+- the same instruction set and the same processor (model and flags): bit for bit, every loss row
+  and checkpoint tensor;
+- the same instruction set on another processor: bit for bit if the bits match, which the cap is
+  for; else as for another instruction set, and the verdict says so. The cap alone may not be
+  enough: under valgrind, which presents another AVX2 processor (GenuineIntel, other cache
+  sizes), the run's convolutions, matrix products and batch normalisation at its shapes each
+  gave this machine's bits, yet the run parted from them at step 2 (3 December 2026);
+- another instruction set (a processor without AVX2): the bits cannot match, so what can be:
+  the first FOREIGN_ROWS loss rows to FOREIGN_RTOL, measured between instruction sets (below),
+  every row's NaNs, and the checkpoints' keys, dtypes and shapes.
 
 Encodings: every loss.csv value is a float, `step` too; non-finite values (G's loss is NaN during
 the warm-up) are the strings "nan", "inf" and "-inf", so that the file is standard JSON. The
@@ -224,20 +231,21 @@ def record(mode: str, broken: bool = False) -> dict[str, Any]:
         }
 
 
-def same_kernels(recorded: dict[str, Any], fresh: dict[str, Any]) -> bool:
-    """Whether oneDNN ran on the same instruction set in both: then the bits must match."""
-    return recorded["onednn_isa"] == fresh["onednn_isa"]
-
-
-def comparison(recorded: dict[str, Any], fresh: dict[str, Any]) -> str:
-    """The comparison `compare` makes of these two, in words."""
-    if same_kernels(recorded, fresh):
-        return (f"bit for bit: every loss row and checkpoint tensor (oneDNN on "
-                f"{fresh['onednn_isa']}, as recorded)")
-    return (f"to a tolerance: recorded with oneDNN on {recorded['onednn_isa']}, running on "
-            f"{fresh['onednn_isa']}, whose kernels round otherwise; loss rows 0 to "
-            f"{FOREIGN_ROWS - 1} to a relative {FOREIGN_RTOL:g}, every row's NaNs, the "
-            "checkpoints' keys, dtypes and shapes (not their bits)")
+def verdict(recorded: dict[str, Any], fresh: dict[str, Any]) -> tuple[str, list[str]]:
+    """The comparison made of a stored recording and a fresh one, in words, and what differs
+    ([] when they agree); see the module's docstring."""
+    isa, here = fresh["onednn_isa"], fresh["processor"]
+    if recorded["onednn_isa"] == isa:
+        problems = compare(recorded, fresh, exact=True)
+        if not problems or recorded["processor"] == here:
+            return f"bit for bit (oneDNN on {isa}, as recorded)", problems
+        why = (f"on this processor ({here['model_name']}, other flags than the recording's) the "
+               f"bits differ ({len(problems)} differences, the first: {problems[0]})")
+    else:
+        why = f"recorded with oneDNN on {recorded['onednn_isa']}, running on {isa}"
+    said = (f"to a tolerance: {why}; loss rows 0 to {FOREIGN_ROWS - 1} to a relative "
+            f"{FOREIGN_RTOL:g}, every row's NaNs, the checkpoints' keys, dtypes and shapes")
+    return said, compare(recorded, fresh, exact=False)
 
 
 def _rows_equal(a: float, b: float, exact: bool) -> bool:
@@ -248,16 +256,14 @@ def _rows_equal(a: float, b: float, exact: bool) -> bool:
     return abs(a - b) <= FOREIGN_RTOL * abs(a)
 
 
-def compare(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+def compare(recorded: dict[str, Any], fresh: dict[str, Any], exact: bool) -> list[str]:
     """What differs between a stored recording and a fresh one; [] when they agree.
 
-    With the same kernels (`same_kernels`) the loss rows must be equal exactly (NaN equals NaN)
-    and every checkpoint tensor bit for bit. With others, the first FOREIGN_ROWS rows are
-    compared to a relative FOREIGN_RTOL, the later ones only for where they are NaN, and the
-    checkpoint hashes are skipped; the checkpoints' keys, dtypes and shapes, which no processor
-    changes, are still compared (`comparison` says which it made).
+    `exact`: the loss rows must be equal exactly (NaN equals NaN) and every checkpoint tensor bit
+    for bit. Else the first FOREIGN_ROWS rows are compared to a relative FOREIGN_RTOL, the later
+    ones only for where they are NaN, and the checkpoint hashes are skipped; the checkpoints'
+    keys, dtypes and shapes, which no processor changes, are compared either way.
     """
-    exact = same_kernels(recorded, fresh)
     problems = []
     old_rows, new_rows = recorded["rows"], fresh["rows"]
     if len(old_rows) != len(new_rows):
