@@ -99,8 +99,9 @@ def anime_extractor(weights: str | Path | None = None) -> Extractor:
     weights = Path(weights or encoder.WEIGHTS)
     if not weights.is_file():
         raise FeatureError(f"{weights}: no such file; the anime encoder's weights ship with the "
-                           "package: reinstall it (pip install --force-reinstall keras_ganime) "
-                           "or retrain them (python -m keras_ganime.encoder --data FOLDER)")
+                           "package: reinstall it from where it came (pip install "
+                           "--force-reinstall --no-deps . in its clone, or git+URL) or retrain "
+                           "them (python -m keras_ganime.encoder --data FOLDER)")
     model = encoder.build_model()
     try:
         with warnings.catch_warnings():

@@ -196,18 +196,23 @@ class Loop:
     def evaluate(self, step: int) -> None:
         """Scores the generator as it is now. An evaluation that fails (train checked what it
         needs before step 1, so this is the unforeseen) is a line and an entry in run.json:
-        training and checkpointing go on, and `evaluate RUN` can score the checkpoints later."""
+        training and checkpointing go on, and `evaluate RUN --all-checkpoints` can score the
+        checkpoints kept later."""
         evaluator = self.evaluator
         start = time.perf_counter()
         try:
             values = evaluator(self.engine.family)
-        except Exception as e:  # noqa: BLE001 - an evaluation is not worth the run
-            error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        # Any failure, a bug's too: hours of training are worth more than one evaluation, and
+        # the line and run.json say what failed (tests that read metrics.csv still catch a bug).
+        except Exception as e:  # noqa: BLE001
+            first = next((line for line in str(e).splitlines() if line.strip()), "")
+            error = f"{type(e).__name__}: {first[:200]}"
             failures = self.run.read_json("run.json").get("eval_failures", 0) + 1
-            self.update_json(eval_error=error, eval_error_step=step, eval_failures=failures)
+            self.update_json(eval_failures=failures, last_eval_error=error,
+                             last_eval_error_step=step)
             self.bar.write(f"evaluation at step {step} failed ({error}); training goes on, and "
-                           f"python -m keras_ganime.evaluate {self.run.path} scores its "
-                           "checkpoints later", file=sys.stderr)
+                           f"python -m keras_ganime.evaluate {self.run.path} --all-checkpoints "
+                           "scores the checkpoints kept", file=sys.stderr)
             return
         self.scores.append({"step": step, **values, "eval_s": round(time.perf_counter() - start, 2),
                             "wall_s": self.wall_s()})

@@ -213,8 +213,15 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
     for run in runs:
         label = f"{run.path.name} (seed {run.seed})"
         reason = run.info.get("reason")
+        failures = run.info.get("eval_failures", 0)
+        # A failed evaluation leaves no row in metrics.csv: the table's "at" a step reads the one
+        # before it, so the page says so.
+        eval_note = (f"{failures} evaluation(s) failed, the last at step "
+                     f"{run.info.get('last_eval_error_step')}: {run.info.get('last_eval_error')}"
+                     if failures else "")
         parts.append(f"<h3>{html.escape(label)}</h3>"
-                     + (f'<p class="fail">{html.escape(reason)}</p>' if reason else "")
+                     + "".join(f'<p class="fail">{html.escape(text)}</p>'
+                               for text in (reason, eval_note) if text)
                      + '<div class="row">')
         if run.losses:
             loss_png = f"{run.path.name}-loss.png"

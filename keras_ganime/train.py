@@ -13,6 +13,7 @@ with the engine of the backend (TensorFlow by default; KERAS_BACKEND or --backen
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +78,26 @@ def resolve(args: argparse.Namespace) -> Config:
     return cfg.validate()
 
 
+def resumed_step(resume: str | None) -> int:
+    """The step a resumed run saved last (run.json; the checkpoint may be a save ahead), or 0."""
+    if not resume:
+        return 0
+    try:
+        return int(json.loads((Path(resume) / "run.json").read_text()).get("step", 0))
+    except (OSError, ValueError):  # what cannot be read counts as nothing trained
+        return 0
+
+
+def evaluations_due(cfg: Config, after: int) -> bool:
+    """Whether a run trained from step `after` to train.steps evaluates: a metric is named, and
+    a milestone or an eval.every step lies past `after` and within the steps."""
+    if not cfg.eval_metrics() or after >= cfg.train.steps:
+        return False
+    every = cfg.eval.every
+    return (0 < every and (after // every + 1) * every <= cfg.train.steps) or any(
+        after < m <= cfg.train.steps for m in cfg.milestones())
+
+
 def train(cfg: Config, resume: str | None, backend: str | None = None) -> None:
     """Loads the data (no backend yet: a bad file, a run in use, another backend's checkpoints
     or too few images is reported before it starts), builds the engine and trains."""
@@ -98,10 +119,9 @@ def train(cfg: Config, resume: str | None, backend: str | None = None) -> None:
         chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
     engine = engines.create(cfg, images)  # bad data fails here, before any run directory
     evaluator = None
-    if cfg.eval_metrics() and (0 < cfg.eval.every <= cfg.train.steps or any(
-            m <= cfg.train.steps for m in cfg.milestones())):
+    if evaluations_due(cfg, resumed_step(resume)):
         evaluator = Evaluator(cfg, images)
-        evaluator.check()  # a missing weights file costs one line now, not the run at step 30,000
+        evaluator.check()  # a missing weights file costs one line now, not every evaluation
     with open_run(cfg, resume, chief) as run:
         print(f"run directory: {run.path}", file=sys.stderr)
         Loop(engine, run, evaluator=evaluator).fit()

@@ -14,13 +14,14 @@ TensorFlow and Keras versions. `compare` checks a fresh recording against a stor
 Bits across processors: TensorFlow's own (Eigen) kernels are fixed when its wheel is built, but
 oneDNN, which runs the convolutions, matrix products and batch normalisations, picks its kernels
 by the processor's instruction set when it starts, and the last bits of every float follow. So a
-golden run caps oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA; an environment that sets it lower wins, as a
-way to see the fallback), so that a processor with AVX-512 runs the kernels an AVX2 one does.
+golden run caps oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA; a cap the environment sets wins, as a way
+to see the fallback), so that a processor with AVX-512 runs the kernels an AVX2 one does.
 `verdict` compares a fresh recording with a stored one:
 - the same instruction set and the same processor (model and flags): bit for bit, every loss row
   and checkpoint tensor;
 - the same instruction set on another processor: bit for bit if the bits match, which the cap is
-  for; else as for another instruction set, and the verdict says so. The cap alone may not be
+  for; else as for another instruction set, and the verdict says so (so only the recording's
+  processor, an AMD EPYC with AVX2, holds a change to every bit). The cap alone may not be
   enough: under valgrind, which presents another AVX2 processor (GenuineIntel, other cache
   sizes), the run's convolutions, matrix products and batch normalisation at its shapes each
   gave this machine's bits, yet the run parted from them at step 2 (3 December 2026);
@@ -111,7 +112,8 @@ def _start_tensorflow(mode: str) -> None:
         raise RuntimeError("TensorFlow was imported before its threads and devices were set")
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ISA_CAP)
+    if not (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")):
+        os.environ["ONEDNN_MAX_CPU_ISA"] = ISA_CAP  # oneDNN reads either name; one set wins
     os.environ["ONEDNN_VERBOSE"] = "1"
     import tensorflow as tf
 
@@ -135,6 +137,7 @@ def _stdout_into(path: Path) -> Iterator[None]:
     try:
         yield
     finally:
+        sys.stdout.flush()
         ctypes.CDLL(None).fflush(None)  # what C still buffers goes to the file, not after it
         os.dup2(saved, 1)
         os.close(saved)
@@ -239,8 +242,9 @@ def verdict(recorded: dict[str, Any], fresh: dict[str, Any]) -> tuple[str, list[
         problems = compare(recorded, fresh, exact=True)
         if not problems or recorded["processor"] == here:
             return f"bit for bit (oneDNN on {isa}, as recorded)", problems
-        why = (f"on this processor ({here['model_name']}, other flags than the recording's) the "
-               f"bits differ ({len(problems)} differences, the first: {problems[0]})")
+        why = (f"the bits differ on this processor ({here['model_name']}, not the recording's): "
+               f"this processor or the code ({len(problems)} differences, the first: "
+               f"{problems[0]})")
     else:
         why = f"recorded with oneDNN on {recorded['onednn_isa']}, running on {isa}"
     said = (f"to a tolerance: {why}; loss rows 0 to {FOREIGN_ROWS - 1} to a relative "

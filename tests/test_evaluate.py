@@ -16,6 +16,7 @@ from keras_ganime.evaluate import main as evaluate_main
 from keras_ganime.features import compute_metrics
 from keras_ganime.loop import fit, new_run
 from keras_ganime.runs import read_csv
+from keras_ganime.train import evaluations_due
 from keras_ganime.train import main as train_main
 from tests.helpers import tiny
 
@@ -168,7 +169,7 @@ def test_a_run_without_the_encoders_weights_stops_before_its_first_step(
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert "gone/anime_encoder.weights.h5: no such file" in err[0]
-    assert "pip install --force-reinstall keras_ganime" in err[0]
+    assert "pip install --force-reinstall --no-deps" in err[0]
     assert not (tmp_path / "runs").exists(), "a run directory was made for a run that can't run"
 
 
@@ -183,7 +184,7 @@ def test_a_run_that_evaluates_nothing_within_its_steps_trains_without_them(
 def test_an_evaluation_failing_mid_run_is_a_line_in_run_json_and_training_goes_on(
         tmp_path, images, monkeypatch, capsys):
     def fail(*args, **kwargs):
-        raise ValueError("features must be finite\nsecond line of the message")
+        raise ValueError("\nfeatures must be finite\nsecond line of the message")
 
     monkeypatch.setattr(features, "compute_metrics", fail)
     cfg = tiny(**{"eval.every": 2, "eval.metrics": PIXEL_METRICS, "eval.samples": 16,
@@ -192,8 +193,8 @@ def test_an_evaluation_failing_mid_run_is_a_line_in_run_json_and_training_goes_o
         fit(Engine(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
     state = json.loads((run.path / "run.json").read_text())
     assert state["status"] == "done" and state["step"] == 6
-    assert state["eval_error"] == "ValueError: features must be finite"
-    assert (state["eval_error_step"], state["eval_failures"]) == (6, 3)
+    assert state["last_eval_error"] == "ValueError: features must be finite"
+    assert (state["last_eval_error_step"], state["eval_failures"]) == (6, 3)
     assert [r["step"] for r in run.read_losses()] == [1, 2, 3, 4, 5, 6]
     assert sorted(p.name for p in run.checkpoints.glob("ckpt-*.index")) == [
         "ckpt-3.index", "ckpt-6.index"]
@@ -201,3 +202,29 @@ def test_an_evaluation_failing_mid_run_is_a_line_in_run_json_and_training_goes_o
     assert [line.split()[3] for line in lines] == ["2", "4", "6"]
     assert all("training goes on" in line and "\n" not in line for line in lines)
     assert not (run.path / "metrics.csv").exists()
+
+
+def test_a_run_with_one_real_image_cannot_be_scored_and_stops_before_its_first_step(
+        tmp_path, images, capsys):
+    assert train_main(tiny_run_argv(tmp_path, images[:1], "train.batch_size=1",
+                                    'eval.metrics="swd"', "eval.every=2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ('error: the metrics need at least 2 real images, the data has 1; set '
+                   'eval.metrics="" to train without'), err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("settings", "after", "due"), [
+    ({"output.milestones": "4"}, 0, True),
+    ({"output.milestones": "30000"}, 0, False),  # past the run's 6 steps
+    ({"output.milestones": "4"}, 4, False),  # resumed at the milestone: behind it
+    ({"output.milestones": "2,5"}, 4, True),
+    ({"eval.every": 4}, 0, True),
+    ({"eval.every": 4}, 4, False),  # the next, 8, is past the steps
+    ({"eval.every": 7}, 0, False),
+    ({"eval.every": 2, "eval.metrics": ""}, 0, False),  # nothing to score
+    ({"output.milestones": "6"}, 6, False),  # a run already at its end
+])
+def test_evaluations_are_due_for_what_lies_ahead_of_a_run(settings, after, due):
+    cfg = tiny(**{"output.milestones": "", **settings})
+    assert evaluations_due(cfg, after) is due

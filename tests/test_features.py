@@ -102,7 +102,7 @@ def test_inception_needs_a_weights_file(tmp_path: Path) -> None:
 def test_missing_anime_weights_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(FeatureError) as e:
         features.anime_extractor(tmp_path / "gone.weights.h5")
-    assert_one_line(str(e.value), "gone.weights.h5", "pip install --force-reinstall")
+    assert_one_line(str(e.value), "gone.weights.h5", "pip install --force-reinstall --no-deps")
 
 
 def test_compute_metrics(synthetic: np.ndarray) -> None:

@@ -27,7 +27,8 @@ def runs_dir(tmp_path_factory):
         with new_run(cfg) as run:
             fit(Engine(cfg, images), run, progress=False, evaluator=Evaluator(cfg, images))
     info = json.loads((root / "00001-batch16" / "run.json").read_text())
-    info.update(failed_at=5, reason="g_loss above 15 for more than 30 steps in a row")
+    info.update(failed_at=5, reason="g_loss above 15 for more than 30 steps in a row",
+                eval_failures=2, last_eval_error="ValueError: x", last_eval_error_step=6)
     (root / "00001-batch16" / "run.json").write_text(json.dumps(info))
     return root
 
@@ -39,6 +40,7 @@ def test_report_page_and_its_pictures(runs_dir, tmp_path):
     assert experiments()["batch16"].paper in page
     assert "2 run(s)" in page and "seeds 0, 1" in page
     assert "g_loss above 15 for more than 30 steps in a row" in page
+    assert "2 evaluation(s) failed, the last at step 6: ValueError: x" in page
     # Every picture the page names is beside it: two loss plots, one metric plot, and the
     # fixed-noise grids of both runs at steps 3 and 6.
     pictures = re.findall(r'src="([^"]+)"', page)
