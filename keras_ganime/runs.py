@@ -2,7 +2,8 @@
 
     runs/00007-batch16/
         config.toml      the resolved settings (what --resume reads back)
-        run.json         status, step, command line, versions, failure if any
+        run.json         status, step, command line, versions, failure if any, failed
+                         evaluations if any
         loss.csv         step, the family's logged values, images/s, wall time
         loss.png         the loss curves, as the paper's figures
         metrics.csv      step, wall time and each metric, every eval.every steps

@@ -24,7 +24,8 @@ to see the fallback), so that a processor with AVX-512 runs the kernels an AVX2 
   processor, an AMD EPYC with AVX2, holds a change to every bit). The cap alone may not be
   enough: under valgrind, which presents another AVX2 processor (GenuineIntel, other cache
   sizes), the run's convolutions, matrix products and batch normalisation at its shapes each
-  gave this machine's bits, yet the run parted from them at step 2 (3 December 2026);
+  gave the bits they give without it, yet the whole run parted from the recording at step 2
+  (2026-12-03, on an AMD EPYC with AVX2);
 - another instruction set (a processor without AVX2): the bits cannot match, so what can be:
   the first FOREIGN_ROWS loss rows to FOREIGN_RTOL, measured between instruction sets (below),
   every row's NaNs, and the checkpoints' keys, dtypes and shapes.
@@ -65,12 +66,13 @@ DISTRIBUTE = {"one": "none", "two": "mirrored"}
 TIMING_COLUMNS = ("images_per_s", "wall_s")  # differ from run to run by nature
 ISA_CAP = "AVX2"  # ONEDNN_MAX_CPU_ISA for a golden run, unless the environment sets one
 # Against another instruction set: the rows compared, and their relative tolerance. Measured on
-# 2026-12-03 (AMD EPYC with AVX2, TensorFlow 2.21.0, oneDNN 3.7.3) by recording both modes with
-# ONEDNN_MAX_CPU_ISA=AVX2, AVX and SSE41, and against uncapped recordings of the same code on an
-# AVX-512 EPYC: the largest relative difference of any value, over the seven pairs, was 1.4e-7
-# in row 0, 3.5e-7 in row 1, 1.0e-6 in row 2, then 1.2e-5 in row 3 and more after (the runs part
-# ways). So rows 0 to 2, at ten times the largest difference seen in them; the step changed on
-# purpose (`--broken`) moves row 0 by 6.6e-3 (d_loss0) to 9.8e-2 (real_score).
+# 2026-12-03 (AMD EPYC with AVX2, TensorFlow 2.21.0, oneDNN 3.7.3) by recording both modes
+# (ONEDNN_MAX_CPU_ISA=X python -m tests.golden_run one|two OUT.json) with X = AVX2, AVX and
+# SSE41, and against uncapped recordings of the same code on an AVX-512 EPYC: the largest
+# relative difference of any value, over the seven pairs, was 1.4e-7 in row 0, 3.5e-7 in row 1,
+# 1.0e-6 in row 2, then 1.2e-5 in row 3 and more after (the runs part ways). So rows 0 to 2,
+# at ten times the largest difference seen in them; the step changed on purpose (`--broken`)
+# moves row 0 by 6.6e-3 (d_loss0) to 9.8e-2 (real_score).
 FOREIGN_ROWS = 3
 FOREIGN_RTOL = 1e-5
 
