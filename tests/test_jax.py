@@ -83,6 +83,36 @@ def test_data_parallel_over_two_devices_is_one_devices_step():
         assert r["values"] < 1e-5 and r["variables"] < 1e-5 and r["moved"] > 1e-3, case
 
 
+@pytest.mark.parametrize("inputs, kernel, strides, padding", [
+    ((4, 8, 8, 32), (4, 4, 16, 32), 2, "same"),  # a DCGAN G's upsampling layer
+    ((4, 1, 1, 20), (4, 4, 32, 20), 1, "valid"),  # its stem, z to 4x4
+    ((4, 4, 4, 16), (5, 5, 8, 16), 2, "same"),  # carpedm20's 5x5
+])
+def test_the_cpu_transposed_convolution_is_keras_with_a_faster_kernel_gradient(
+        inputs, kernel, strides, padding):
+    """jax_engine's transposed convolution on CPU: Keras's forward pass and input gradient bit
+    for bit, its kernel gradient to rounding (another order of summation)."""
+    import jax
+    from keras.src.backend.jax import nn as keras_jax_nn
+
+    from keras_ganime import jax_engine
+
+    assert keras_jax_nn.conv_transpose is jax_engine._conv_transpose  # installed on CPU
+    keras_op, ours = jax_engine._keras_conv_transpose, jax_engine._conv_transpose
+    rng = np.random.default_rng(0)
+    x, w = (rng.normal(size=s).astype("float32") for s in (inputs, kernel))
+    dy = rng.normal(size=keras_op(x, w, strides, padding).shape).astype("float32")
+
+    def gradients(op):
+        return jax.jit(jax.grad(lambda a, b: (op(a, b, strides, padding) * dy).sum(),
+                                (0, 1)))(x, w)
+
+    np.testing.assert_array_equal(ours(x, w, strides, padding), keras_op(x, w, strides, padding))
+    (dx, dw), (keras_dx, keras_dw) = gradients(ours), gradients(keras_op)
+    np.testing.assert_array_equal(dx, keras_dx)
+    np.testing.assert_allclose(dw, keras_dw, rtol=1e-5, atol=1e-5 * float(np.abs(keras_dw).max()))
+
+
 def jax_run_args(data: Path, runs: Path, steps: int, *settings: str) -> list[str]:
     tiny = ["model.image_size=16", "model.latent_dim=8", "train.batch_size=8",
             "output.log_every=1", "output.checkpoint_every=4",

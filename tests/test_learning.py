@@ -34,6 +34,7 @@ cheapest, is in the default run. The reference's, BEGAN's and StyleGAN's are mar
 well: make test-jax runs them on Keras's JAX backend (jax_engine.py), with the same margin.
 """
 
+import keras
 import numpy as np
 import pytest
 
@@ -50,18 +51,45 @@ SETTINGS = ("model.image_size=32", "train.batch_size=16", "data.synth_n=2000", "
 
 def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
     """The generator with its BatchNorm moving statistics set to the mean of its statistics on
-    `batches` batches of noise (momentum (i - 1) / i at batch i), as in training but exactly
-    and independent of the BatchNorm momentum: the initial ones (mean 0, variance 1) would make
-    the untrained generator's images far worse than its weights are, and with a momentum of
-    0.99 (Keras's default, seed 001's) the statistics still lag the weights after hundreds of
-    steps; a generator whose weights never change would then seem to learn, or one that learned
-    seem not to. Every generator of this test, trained or not, is scored so."""
-    norms = [layer for layer in family.generator.layers if hasattr(layer, "moving_mean")]
+    `batches` batches of noise, as in training but exactly and independent of the BatchNorm
+    momentum: the initial ones (mean 0, variance 1) would make the untrained generator's images
+    far worse than its weights are, and with a momentum of 0.99 (Keras's default, seed 001's)
+    the statistics still lag the weights after hundreds of steps; a generator whose weights
+    never change would then seem to learn, or one that learned seem not to. Every generator of
+    this test, trained or not, is scored so. Each batch's statistics come from one call in
+    training mode with the momentum at 0 (compiled on JAX, where eager calls go op by op); a
+    generator without BatchNorm (BEGAN's, StyleGAN's) is left as it is."""
+    generator = family.generator
+    norms = [layer for layer in generator.layers if hasattr(layer, "moving_mean")]
+    if not norms:
+        return family
+    variables = generator.non_trainable_variables
+    stats = [next(i for i, v in enumerate(variables) if v is s)
+             for layer in norms for s in (layer.moving_mean, layer.moving_variance)]
     momenta = [layer.momentum for layer in norms]
-    for i in range(1, batches + 1):
-        for layer in norms:
-            layer.momentum = (i - 1) / i
-        family.generator(family.latents(rng, batch), training=True)
+    for layer in norms:
+        layer.momentum = 0.0  # a call's moving statistics are its batch's
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        values = ([v.value for v in generator.trainable_variables], [v.value for v in variables])
+        call = jax.jit(lambda z: generator.stateless_call(*values, z, training=True)[1])
+
+        def batch_statistics(z):
+            new = call(z)
+            return [new[i] for i in stats]
+    else:
+        def batch_statistics(z):
+            generator(z, training=True)
+            return [variables[i] for i in stats]
+
+    sums = [np.zeros(variables[i].shape, "float64") for i in stats]
+    for _ in range(batches):
+        for total, x in zip(sums, batch_statistics(family.latents(rng, batch))):
+            total += np.asarray(x, "float64")
+    for i, total in zip(stats, sums):
+        variables[i].assign((total / batches).astype(variables[i].dtype))
     for layer, momentum in zip(norms, momenta):
         layer.momentum = momentum
     return family
