@@ -30,8 +30,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
+# The tests over JOBS processes (pytest-xdist): most of them keep about one core busy, so two
+# fill two cores. `make test` gives each process whole test files (a module's fixtures made
+# once); test-long and test-jax, a few long tests, hand them out one by one. JOBS=1: in this
+# process, -s and pdb at hand.
+JOBS ?= 2
+XDIST = $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist $(1))
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(call XDIST,loadfile)
 
 # Tests behind markers (setup.cfg), left out of `make test`: a 2-worker tf.distribute cluster on
 # this machine; InceptionV3 from a local weights file.
@@ -42,7 +48,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 test-long: $(STAMP)
-	$(PY) -m pytest -m long
+	$(PY) -m pytest -m long $(call XDIST,load)
 
 # One run SIGKILLed at 20 moments (inside checkpoint, CSV and plot writes), resumed after each,
 # ends bit for bit as the run in one go (tests/test_torture.py); -s prints the moments.
@@ -52,7 +58,8 @@ test-torture: $(STAMP)
 # The JAX engine against TensorFlow's, and each family's learning test and a SIGKILLed run on
 # Keras's JAX backend (tests marked jax; setup.cfg).
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -m jax -s tests/test_jax.py tests/test_learning.py
+	KERAS_BACKEND=jax $(PY) -m pytest -m jax $(call XDIST,load) tests/test_jax.py \
+		tests/test_learning.py
 
 # The GPU check (keras_ganime/gpu_check.py) in its CPU version, as CI runs it; its GPU version
 # runs on a lent GPU machine with the wheels of `make gpu-wheels` (the module says how).

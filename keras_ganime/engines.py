@@ -97,14 +97,21 @@ def gate_open(phase: Phase, seen: Mapping[str, Any]) -> Any:
     return ops.cast(phase.gate(seen), "bool")
 
 
-def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any]:
-    """What must all hold for the phase to run at `step` (a tensor of either backend): from
-    `start`, every `every` steps after it, while its gate holds; [] when it always runs."""
+def step_conditions(phase: Phase, step: Any) -> list[Any]:
+    """What must hold for the phase to run at `step` (a tensor of either backend, or an int),
+    whatever the values: from `start`, every `every` steps after it."""
     conditions = []
     if phase.start:
         conditions.append(step >= phase.start)
     if phase.every > 1:
         conditions.append((step - phase.start) % phase.every == 0)
+    return conditions
+
+
+def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any]:
+    """What must all hold for the phase to run at `step` (a tensor of either backend): its
+    `step_conditions`, and its gate; [] when it always runs."""
+    conditions = step_conditions(phase, step)
     if phase.gate is not None:
         conditions.append(gate_open(phase, seen))
     return conditions

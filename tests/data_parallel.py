@@ -40,7 +40,8 @@ def one(case: str) -> dict[str, float]:
     checkpoints.assign(both, start, "start")
     out_two = split.step_with(draws, indices)
     weight = next(iter(both.values())).value
-    compiled = split._train_step.lower(split.values(), split.state, split.device_images).compile()
+    compiled = split._train_step.lower(split.values(), split.state, split.device_images,
+                                        due=split.due()).compile()
     one_values = np.array([float(out_one[k]) for k in sorted(out_one)])
     two_values = np.array([float(out_two[k]) for k in sorted(out_one)])
     assert np.isfinite(one_values).all() and np.isfinite(two_values).all(), case

@@ -82,7 +82,7 @@ def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
     else:
         def batch_statistics(z):
             generator(z, training=True)
-            return [variables[i] for i in stats]
+            return [variables[i].numpy() for i in stats]
 
     sums = [np.zeros(variables[i].shape, "float64") for i in stats]
     for _ in range(batches):
