@@ -7,10 +7,10 @@ step returns the new ones. Its parts are TensorFlow's engine's (`engine.py`), in
     draw     the family's random inputs, then the real batch's indices, from the step's key
     phases   each phase where due and while its gate holds, else NaN: whether its step is
              due (`start`, `every`) is known on the host, which compiles the step once for
-             each pattern of due phases, and only a gate, read from values, is a
-             `jax.lax.cond`: XLA on the CPU runs convolutions inside one tens of times
-             slower (the reference's step at 32 px and batch 16, G's phase in a cond: 2.0 s;
-             out of it: 0.13 s; 2-core AMD EPYC, AVX2, JAX 0.10.2, 2026-12-07)
+             each pattern of due phases; a gate, read from values, chooses between both
+             sides computed. No `jax.lax.cond`: XLA on the CPU runs convolutions inside one
+             tens of times slower (the reference's step at 32 px and batch 16, G's phase in
+             a cond: 2.0 s; out of it: 0.13 s; 2-core AMD EPYC, AVX2, JAX 0.10.2, 2026-12-07)
     count    the step counter
     after    the family's updates after the step
     watch    the first non-finite step, and the family's failure rules
@@ -332,15 +332,16 @@ class JaxEngine(Sampling):
         skipped = {name: jnp.float32(jnp.nan) for name in phase.outputs}
         if not due:
             return values, skipped, jnp.bool_(False)
-        if phase.hold:
-            new, out = jax.lax.cond(gate_open(phase, seen), run,
-                                    lambda v: run(v, frozen=True), values)
-            return new, out, None
         if phase.gate is None:
             return (*run(values), None)
+        # Both sides computed and one chosen, not a jax.lax.cond (see the module's docstring):
+        # a gated phase costs its step, and a held one its forward pass, once more.
         is_open = gate_open(phase, seen)
-        new, out = jax.lax.cond(is_open, run, lambda v: (v, skipped), values)
-        return new, out, is_open
+        new, out = run(values)
+        closed, closed_out = run(values, frozen=True) if phase.hold else (values, skipped)
+        new = [jnp.where(is_open, a, b) for a, b in zip(new, closed)]
+        out = {k: jnp.where(is_open, v, closed_out[k]) for k, v in out.items()}
+        return new, out, None if phase.hold else is_open
 
     def train_step(self) -> dict[str, jax.Array]:
         return self._run(self._train_step)
