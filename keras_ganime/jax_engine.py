@@ -10,7 +10,8 @@ step returns the new ones. Its parts are TensorFlow's engine's (`engine.py`), in
              each pattern of due phases; a gate, read from values, chooses between both
              sides computed. No `jax.lax.cond`: XLA on the CPU runs convolutions inside one
              tens of times slower (the reference's step at 32 px and batch 16, G's phase in
-             a cond: 2.0 s; out of it: 0.13 s; 2-core AMD EPYC, AVX2, JAX 0.10.2, 2026-12-07)
+             a cond: 2.0 s; out of it: 0.13 s; 2-core AMD EPYC with AVX-512, JAX 0.10.2,
+             2026-12-07)
     count    the step counter
     after    the family's updates after the step
     watch    the first non-finite step, and the family's failure rules
