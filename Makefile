@@ -36,7 +36,8 @@ $(STAMP): setup.cfg pyproject.toml
 # its share taking from the other's (test-jax names the file of the longest first). JOBS=1:
 # in this process, -s and pdb at hand.
 # Each process's TensorFlow computes an op on one thread (TF_NUM_INTRAOP_THREADS): two processes
-# of two threads each on two cores ran carpedm20's step at 0.57 s, of one thread at 0.48.
+# of two threads each ran carpedm20's step at 0.57 s, of one thread at 0.48 (2-core AMD EPYC
+# with AVX-512, 2026-12-07, the two processes timing 30 steps side by side).
 JOBS ?= 2
 XDIST = $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist $(1))
 PYTEST = $(if $(filter-out 1,$(JOBS)),TF_NUM_INTRAOP_THREADS=1) $(PY) -m pytest
