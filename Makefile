@@ -79,15 +79,15 @@ gpu-wheels: $(STAMP)
 		keras==$(shell $(PY) -c "import keras; print(keras.__version__)") namex optree
 
 # The paper's dataset, nagadomi's animeface-character-dataset, downloaded, checked and prepared
-# as data/animeface.h5 (keras_ganime/fetch.py).
+# as data/animeface.h5 (keras_ganime/data/fetch.py).
 data: $(STAMP)
 	$(PY) -m keras_ganime.data fetch animeface
 
-# Retrains the anime encoder into keras_ganime/weights/ (18 min on 2 busy cores).
+# Retrains the anime encoder into keras_ganime/evaluation/weights/ (18 min on 2 busy cores).
 encoder: $(STAMP)
 	$(PY) -m keras_ganime.encoder --data $(FACES)
 
-# FID, KID and SWD must rise with the strength of every disturbance (keras_ganime/sanity.py).
+# FID, KID and SWD must rise with the strength of every disturbance (keras_ganime/evaluation/sanity.py).
 check-metrics: $(STAMP)
 	$(PY) -m keras_ganime.sanity --data $(FACES)
 
@@ -102,8 +102,10 @@ soak: $(STAMP)
 report: $(STAMP)
 	$(PY) -m keras_ganime.report --runs runs --out report
 
+# ruff, and the package's layers and no import cycles (setup.cfg's [importlinter] contracts).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 train: $(STAMP)
 	$(RUN) --config train

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_ganime import viz
+from keras_ganime.images import viz
 
 
 class AnimateError(Exception):

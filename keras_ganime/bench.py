@@ -47,37 +47,6 @@ DATASET = 2048  # random images written to HDF5 and loaded, as a run would
 MATMUL = 4096
 
 
-# --- arithmetic --------------------------------------------------------------------------------
-
-
-def forward_flops(model: Any) -> int:
-    """Multiply-adds x 2 of one image through the model's convolutions and dense layers; norms
-    and activations are a fraction of a percent and left out.
-
-    Conv2D: out_h * out_w * k_h * k_w * c_in * c_out. Conv2DTranspose scatters every input pixel
-    through the kernel: in_h * in_w * k_h * k_w * c_in * c_out. Dense: n_in * n_out. A model or
-    layer of a family's own (StyleGAN's) counts its multiply-adds itself (`multiply_adds`).
-    """
-    import keras
-
-    if hasattr(model, "multiply_adds"):
-        return 2 * model.multiply_adds()
-    total = 0
-    for layer in model.layers:
-        if hasattr(layer, "multiply_adds"):
-            total += layer.multiply_adds()
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            _, h, w, c_in = layer.input.shape
-            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, _ = layer.output.shape
-            c_in = layer.input.shape[-1]
-            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
-        elif isinstance(layer, keras.layers.Dense):
-            total += layer.input.shape[-1] * layer.units
-    return 2 * total
-
-
 # --- workers -----------------------------------------------------------------------------------
 
 
@@ -111,8 +80,8 @@ def _engine(batch: int, images: Any, experiment: str | None = None) -> Any:
     from keras_ganime import engines
 
     cfg = config_lib.load(experiment, [f"train.batch_size={batch}"])
-    if hasattr(cfg.train, "warmup_steps"):  # a DCGAN's D-only start
-        config_lib.set_value(cfg, "train.warmup_steps", 0)
+    for key, value in config_lib.family_spec(cfg.family).bench_settings.items():
+        config_lib.set_value(cfg, key, value)
     return engines.create(cfg, images)
 
 
@@ -129,18 +98,19 @@ def gpu_count() -> int:
     return len(tf.config.list_logical_devices("GPU"))
 
 
-def experiment_flops(experiment: str | None = None) -> int:
+def experiment_flops(experiment: str | None = None) -> int | None:
     """FLOPs of one image through one training step of an experiment (none: the reference):
-    its family's `step_flops` of its networks' forward_flops."""
-    import importlib
-
+    its family's `step_flops` of its networks' forward FLOPs; None where it counts none."""
     from keras_ganime import config as config_lib
     from keras_ganime import families
+    from keras_ganime.families.base import forward_flops
 
     cfg = config_lib.load(experiment)
-    family = importlib.import_module(families.SPECS[cfg.family].module)
-    return family.step_flops(cfg, forward_flops(family.build_generator(cfg.model)),
-                             forward_flops(family.build_discriminator(cfg.model)))
+    family = families.load(cfg.family)
+    networks = family.forward_networks(cfg)
+    if networks is None:
+        return None
+    return family.step_flops(cfg, *(forward_flops(n) for n in networks))
 
 
 class ProjectWorker:
@@ -155,7 +125,7 @@ class ProjectWorker:
             # measured apart, in a fresh process per batch size (training_rss).
             if any(k[0] != batch or k[2] != experiment for k in self.steps):
                 self.steps.clear()
-            from keras_ganime.batches import to_float
+            from keras_ganime.images.convert import to_float
 
             engine = _engine(batch, self.images, experiment)
             if in_memory:  # TensorFlow's engine: its step reads the reals through `reals`
@@ -188,7 +158,7 @@ class ReferenceWorker:
     def __init__(self) -> None:
         import numpy as np
 
-        from keras_ganime.batches import to_float
+        from keras_ganime.images.convert import to_float
 
         self.np = np
         # The reference kept the whole dataset as float32 in host memory.
@@ -199,10 +169,10 @@ class ReferenceWorker:
     def _build(self, batch: int) -> Any:
         import keras
 
-        from keras_ganime.families.dcgan import build_discriminator, build_generator
-        from keras_ganime.families.dcgan_settings import DCGANModel
+        from keras_ganime import families
+        from keras_ganime.config import Config
 
-        g, d = build_generator(DCGANModel()), build_discriminator(DCGANModel())
+        g, d = families.load("dcgan").forward_networks(Config("dcgan"))  # the reference's
         d.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), "binary_crossentropy")
         z = keras.Input((1, 1, 100))
         stacked = keras.Model(z, d(g(z)))
@@ -260,7 +230,7 @@ def soak(steps: int, block: int = 1000, log: Any = None) -> dict[str, Any]:
     the memory at the end is within 3% or 30 MB of that after the first block, and the last
     block's speed within 10% of the second block's (the first includes tracing)."""
     from keras_ganime import config as config_lib
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
 
     cfg = config_lib.load(None, ["model.image_size=32", "train.batch_size=16",
                                  "train.warmup_steps=0"])
@@ -471,11 +441,13 @@ def bench_experiments(names: list[str], repeats: int, seconds: float, log: Any
                 peaks.append(project.ask("peak"))
                 log(f"{name} (batch {batch}) repeat {r + 1}/{repeats}: {runs[-1]:.1f} images/s")
             ips, peak = statistics.median(runs), statistics.median(peaks)
+            counted = flops is not None  # a family may count no FLOPs (Family.step_flops)
             results.append({"experiment": name, "batch": batch, "images_per_s": round(ips, 2),
-                            "gflop_per_image": round(flops / 1e9, 3),
-                            "gflops": round(ips * flops / 1e9, 1), "peak_gflops": round(peak, 1),
-                            "peak_fraction": round(ips * flops / 1e9 / peak, 3),
-                            "repeats": repeats, "steps_per_repeat": steps})
+                            "gflop_per_image": round(flops / 1e9, 3) if counted else None,
+                            "gflops": round(ips * flops / 1e9, 1) if counted else None,
+                            "peak_gflops": round(peak, 1),
+                            "peak_fraction": round(ips * flops / 1e9 / peak, 3) if counted
+                            else None, "repeats": repeats, "steps_per_repeat": steps})
             log(json.dumps(results[-1]))  # kept should a later experiment fail
         return results
     finally:
@@ -488,6 +460,10 @@ def experiments_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         if "skipped" in r:
             rows.append(f"{r['experiment']:<20}  skipped: {r['skipped']}")
+            continue
+        if r["gflops"] is None:
+            rows.append(f"{r['experiment']:<20}  {r['batch']:>5}  {r['images_per_s']:>8.1f}  "
+                        f"{'-':>11}  {'-':>7}  {r['peak_gflops']:>12.1f}  {'-':>7}")
             continue
         rows.append(f"{r['experiment']:<20}  {r['batch']:>5}  {r['images_per_s']:>8.1f}  "
                     f"{r['gflop_per_image']:>11.3f}  {r['gflops']:>7.1f}  "

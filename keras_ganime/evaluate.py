@@ -20,94 +20,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from keras_ganime import checkpoints as ckpts
 from keras_ganime import config as config_lib
-from keras_ganime import features, metric_names
-from keras_ganime.config import Config, ConfigError
-from keras_ganime.data import DataError, image_set
-from keras_ganime.features import FeatureError
+from keras_ganime.data import DataError, image_set, run_images
+from keras_ganime.engines import checkpoints as ckpts
+from keras_ganime.evaluation.features import FeatureError
+from keras_ganime.evaluation.scorer import SEED, EvalError, Evaluator, Scorer, check_names
+from keras_ganime.restore import SamplingError
 from keras_ganime.runs import atomic_write
-from keras_ganime.sampling import SamplingError
-
-if TYPE_CHECKING:
-    from keras_ganime.families.base import Family
-
-SEED = 0
-LATENT_SEED = 2_000_003  # eval latents: a stream of their own, apart from training's and grids'
-
-
-class EvalError(Exception):
-    """A request that cannot be carried out; its message is one line."""
-
-
-def check_names(names: Sequence[str], inception_weights: str = "") -> list[str]:
-    try:
-        return metric_names.check(names, inception_weights)
-    except metric_names.MetricNameError as e:
-        raise EvalError(str(e)) from None
-
-
-class Scorer:
-    """Scores image sets against one fixed set of reals, whose features are computed once."""
-
-    def __init__(self, reals: np.ndarray, names: Sequence[str], inception_weights: str = "",
-                 samples: int | None = None, seed: int = SEED) -> None:
-        self.names = check_names(names, inception_weights)
-        if inception_weights and not Path(inception_weights).is_file():
-            raise EvalError(f"{inception_weights}: no such InceptionV3 weights file")
-        if samples is not None and samples < len(reals):
-            reals = reals[np.random.default_rng(seed).choice(len(reals), samples, replace=False)]
-        self.reals = reals
-        self.inception_weights = inception_weights or None
-        self._real_features: dict[str, np.ndarray] | None = None
-
-    def extractors(self) -> dict[str, features.Extractor]:
-        """The feature extractors the metrics use, built once per process: a missing or damaged
-        weights file is a FeatureError of one line."""
-        used = {metric_names.parse(n)[1] for n in self.names} - {None}
-        return {e: features.get_extractor(e, self.inception_weights if e == "inception" else None)
-                for e in sorted(used)}
-
-    def __call__(self, fakes: np.ndarray) -> dict[str, float]:
-        if self._real_features is None:
-            self._real_features = {e: extract(self.reals)
-                                   for e, extract in self.extractors().items()}
-        return features.compute_metrics(self.reals, fakes, self.names, self.inception_weights,
-                                        real_features=self._real_features)
-
-
-class Evaluator:
-    """Scores a family's sampling network, as it is now, on a fixed batch of its latents
-    (BatchNorm in inference mode): what `train` logs every eval.every steps and `evaluate RUN`
-    per checkpoint."""
-
-    def __init__(self, cfg: Config, reals: np.ndarray) -> None:
-        self.scorer = Scorer(reals, cfg.eval_metrics(), cfg.eval.inception_weights,
-                             cfg.eval.samples, cfg.train.seed)
-        self.names = self.scorer.names
-        self.cfg = cfg
-        self._z: np.ndarray | None = None
-
-    def check(self) -> None:
-        """What every evaluation will need, before a run's first step rather than hours into it:
-        the extractors' weights and at least two reals (the metrics' minimum)."""
-        if len(self.scorer.reals) < 2:
-            raise EvalError(f"the metrics need at least 2 real images, the data has "
-                            f"{len(self.scorer.reals)}; set eval.metrics=\"\" to train without")
-        self.scorer.extractors()
-
-    def __call__(self, family: Family) -> dict[str, float]:
-        from keras_ganime.sampling import latents, render
-
-        if self._z is None:
-            self._z = latents(family, self.cfg.train.seed + LATENT_SEED, self.cfg.eval.samples)
-        return self.scorer(render(family.sampler(), self._z))
-
+from keras_ganime.settings import ConfigError
 
 # --- evaluate RUN ---------------------------------------------------------------------------
 
@@ -131,7 +55,7 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
                  inception_weights: str, samples: int | None,
                  progress: bool = True) -> list[dict[str, float]]:
     """Scores the run's checkpoints and writes RUN/eval/NNNNNNN/metrics.json for each."""
-    from keras_ganime import sampling
+    from keras_ganime import restore as sampling
 
     cfg = config_lib.read_run_config(run)
     for key, value in (("eval.metrics", ",".join(names) if names else None),
@@ -145,7 +69,7 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
                         f"(output.checkpoint_every) with python -m keras_ganime.train --resume "
                         f"{run}")
     found = checkpoints(run, all_checkpoints)
-    evaluator = Evaluator(cfg, cfg.data.images(cfg.model.image_size))
+    evaluator = Evaluator(cfg, run_images(cfg.data, cfg.model.image_size))
     family = sampling.build(cfg)
     results = []
     for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):

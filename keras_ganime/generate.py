@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from keras_ganime import checkpoints, viz
 from keras_ganime import config as config_lib
-from keras_ganime.config import Config, ConfigError
-from keras_ganime.families.stylegan_settings import TRUNCATION_STRIP, num_ws, ws_of
-from keras_ganime.sampling import SamplingError
+from keras_ganime import families
+from keras_ganime.config import Config
+from keras_ganime.engines import checkpoints
+from keras_ganime.images import viz
+from keras_ganime.restore import SamplingError
+from keras_ganime.settings import ConfigError
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
 # paths have passed their checks: TensorFlow's start-up takes seconds and writes log lines to
@@ -138,7 +140,7 @@ def bare_file_config(path: Path, model: keras.Model) -> Config:
 def open_source(source: Source) -> tuple[Family, keras.Model]:
     """The family that draws the latents, and the network that renders them. A .keras file away
     from its run is taken for its family's generator by its input shape (bare_file_config)."""
-    from keras_ganime import sampling
+    from keras_ganime import restore as sampling
 
     model = load_model(source.model_file) if source.model_file is not None else None
     cfg = source.config
@@ -235,6 +237,7 @@ def write_samples(images: np.ndarray, out: Path) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.generate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    strip = ", ".join(f"{x:g}" for x in families.SPECS["stylegan"].truncation_strip)
     p.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a .keras generator")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
     p.add_argument("--n", type=int, default=64, help="images to sample (default 64)")
@@ -254,8 +257,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="--manipulate as seed 003's code does it: earlier rows' components stay "
                         f"multiplied by {WALK_SCALE:g}")
     mode.add_argument("--truncation-strip", action="store_true",
-                      help=f"StyleGAN: {ROWS} rows of faces, a column per psi in "
-                           f"{', '.join(f'{x:g}' for x in TRUNCATION_STRIP)} (seed 003's Fig. 8)")
+                      help=f"StyleGAN: {ROWS} rows of faces, a column per psi in {strip} "
+                           "(seed 003's Fig. 8)")
     mode.add_argument("--style-mix", metavar="LAYERS",
                       help="StyleGAN: source faces along the top, destination faces down the "
                            "side, each cell the destination with the source's styles at the "
@@ -293,7 +296,7 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
             args.truncation_strip):
         raise GenerateError("--truncation-cutoff needs --truncation PSI (or --truncation-strip)")
     if args.truncation_cutoff is not None:
-        count = num_ws(cfg.model.image_size)
+        count = config_lib.family_spec(cfg.family).style_count(cfg)
         if not 1 <= args.truncation_cutoff <= count:
             raise GenerateError(f"--truncation-cutoff {args.truncation_cutoff} is outside [1, "
                                 f"{count}]: the w's of {cfg.model.image_size}x"
@@ -303,7 +306,7 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
             raise GenerateError("--style-mix keeps the noise fixed, so that only the styles "
                                 "differ: leave out --noise random")
         try:
-            ws_of(args.style_mix, cfg.model.image_size)
+            config_lib.family_spec(cfg.family).style_range(cfg, args.style_mix)
         except ValueError as e:
             raise GenerateError(f"--style-mix: {e}") from None
 
@@ -326,9 +329,9 @@ MIXES = 5  # sources and destinations of a style-mixing grid
 def style_mixing(args: argparse.Namespace, family: Family, draw: Any, out: Path) -> list[str]:
     """The first row: a blank, then the sources; each next row: a destination, then it with
     each source's styles in the chosen w's."""
-    from keras_ganime.batches import to_uint8
+    from keras_ganime.images.convert import to_uint8
 
-    first, last = ws_of(args.style_mix, family.cfg.model.image_size)
+    first, last = family.spec.style_range(family.cfg, args.style_mix)
     psi = truncation(args)
     z = draw(2 * MIXES)
     sources, destinations = z[:MIXES], z[MIXES:]
@@ -348,7 +351,8 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
              ) -> list[str]:
     """Draws the latent vectors the mode asks for, renders and writes them. Interpolations and
     walks work on the latents flattened, then take the sampler's shape again."""
-    from keras_ganime.sampling import latents, render
+    from keras_ganime.engines import latents
+    from keras_ganime.images.convert import render
 
     def draw(n: int) -> np.ndarray:
         return latents(family, args.seed, n).reshape(n, -1)
@@ -371,10 +375,10 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
                 f"  rows: z[{'], z['.join(map(str, components))}]; columns: times {scales}"]
     if args.truncation_strip:
         z = draw(ROWS)
-        strip = [render(sampler(family, args, psi), z) for psi in TRUNCATION_STRIP]
+        strip = [render(sampler(family, args, psi), z) for psi in family.spec.truncation_strip]
         return [write_grid(np.stack(strip, axis=1).reshape(-1, *strip[0].shape[1:]),
-                           out / "truncation.png", len(TRUNCATION_STRIP)),
-                f"  columns: psi {', '.join(f'{x:g}' for x in TRUNCATION_STRIP)}"]
+                           out / "truncation.png", len(family.spec.truncation_strip)),
+                f"  columns: psi {', '.join(f'{x:g}' for x in family.spec.truncation_strip)}"]
     if args.style_mix is not None:
         return style_mixing(args, family, draw, out)
     if args.walk is not None:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from keras_ganime import config as config_lib
-from keras_ganime import engines
-from keras_ganime.config import ConfigError
+from keras_ganime.engines import common
+from keras_ganime.settings import ConfigError
 
 # What each size measures and trains.
 SIZES = {
@@ -54,7 +54,9 @@ def device() -> dict[str, Any]:
 
 def bench(size: dict[str, Any], images: Any, log: Any) -> list[dict[str, Any]]:
     """images/s of the reference's step for each batch size and precision."""
-    from keras_ganime.jax_engine import JaxEngine
+    import jax
+
+    from keras_ganime.engines.jax import JaxEngine
 
     rows = []
     for precision in PRECISIONS:
@@ -64,14 +66,14 @@ def bench(size: dict[str, Any], images: Any, log: Any) -> list[dict[str, Any]]:
                                          f'train.mixed_precision="{precision}"'])
             engine = JaxEngine(cfg, images)
             start = time.perf_counter()
-            float(engine.train_step()["g_loss"])  # compiled on the first call
+            jax.block_until_ready(engine.train_step())  # compiled on the first call
             compile_s = time.perf_counter() - start
             rates = []
             for _ in range(size["repeats"]):
                 start = time.perf_counter()
                 for _ in range(size["steps"]):
                     out = engine.train_step()
-                float(out["g_loss"])
+                jax.block_until_ready(out)
                 rates.append(batch * size["steps"] / (time.perf_counter() - start))
             rows.append({"batch": batch, "mixed_precision": precision,
                          "images_per_s": round(statistics.median(rates), 1),
@@ -85,8 +87,8 @@ def bench(size: dict[str, Any], images: Any, log: Any) -> list[dict[str, Any]]:
 
 def train(size: dict[str, Any], out: Path, log: Any) -> dict[str, Any]:
     """The reference in a run directory under OUT/runs, scored at its last step."""
-    from keras_ganime import train as train_lib
     from keras_ganime.runs import read_csv
+    from keras_ganime.training.fit import fit
 
     steps = size["train_steps"]
     cfg = config_lib.load(None, [f"model.image_size={size['image_size']}",
@@ -97,7 +99,7 @@ def train(size: dict[str, Any], out: Path, log: Any) -> dict[str, Any]:
                                  f"output.checkpoint_every={steps}",
                                  f'output.runs_dir="{out / "runs"}"']).validate()
     start = time.perf_counter()
-    train_lib.train(cfg, None, "jax")
+    fit(cfg, None, "jax")
     seconds = time.perf_counter() - start
     run = max((out / "runs").iterdir())  # this call's: the newest number
     losses, scores = read_csv(run / "loss.csv"), read_csv(run / "metrics.csv")
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        engines.choose("jax", config_lib.Config())
+        common.choose("jax", config_lib.Config())
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

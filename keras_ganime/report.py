@@ -19,13 +19,16 @@ import json
 import shutil
 import statistics
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_ganime import config as config_lib
-from keras_ganime import families, viz
-from keras_ganime.config import Config, ConfigError
+from keras_ganime import families
+from keras_ganime.config import Config
+from keras_ganime.images import viz
 from keras_ganime.runs import atomic_write, read_csv
+from keras_ganime.settings import ConfigError
 
 GRID_COLUMNS = 4  # chosen steps shown when --steps is not given
 TABLE_METRICS = ("fid_anime", "kid_anime", "swd", "fid_inception", "kid_inception")
@@ -145,30 +148,27 @@ def who_says(name: str) -> str:
     return known.source if known and known.source else "the paper"
 
 
-SCORE_COLUMNS = ("g_loss", "d_loss", "real_score", "fake_score")
 SCORE_ROWS = 6
 
 
-def score_rows(losses: list[dict[str, float]]) -> list[dict[str, float]]:
-    """Seed 002's table of a run: G's loss, D's (on reals plus on fakes), and D's mean output on
-    reals and on fakes, each of one step (as the seed's per-epoch lines are of the epoch's last
-    batch), at up to SCORE_ROWS logged steps spread evenly, the last included."""
-    if not losses or "real_score" not in losses[0]:
+def score_rows(losses: list[dict[str, float]], scores: Callable[[Mapping[str, float]],
+               dict[str, float] | None] | None) -> list[dict[str, float]]:
+    """The family's score table of a run (FamilySpec.scores: seed 002's for a DCGAN), each row
+    of one logged step (as the seed's per-epoch lines are of the epoch's last batch), at up to
+    SCORE_ROWS logged steps spread evenly, the last included; [] for a family without one."""
+    if not losses or scores is None or scores(losses[0]) is None:
         return []
     picks = sorted({round(i * (len(losses) - 1) / (SCORE_ROWS - 1)) for i in range(SCORE_ROWS)})
-    return [{"step": losses[i]["step"], "g_loss": losses[i]["g_loss"],
-             "d_loss": losses[i]["d_loss0"] + losses[i]["d_loss1"],
-             "real_score": losses[i]["real_score"], "fake_score": losses[i]["fake_score"]}
-            for i in picks]
+    return [{"step": losses[i]["step"], **scores(losses[i])} for i in picks]
 
 
-def score_table(losses: list[dict[str, float]]) -> str:
-    rows = score_rows(losses)
+def score_table(rows: list[dict[str, float]]) -> str:
     if not rows:
         return ""
-    head = "".join(f"<th>{c}</th>" for c in ("mini-batch", *SCORE_COLUMNS))
+    columns = [c for c in rows[0] if c != "step"]
+    head = "".join(f"<th>{c}</th>" for c in ("mini-batch", *columns))
     body = "".join("<tr>" + f"<td>{r['step']:,}</td>" + "".join(
-        f"<td>{r[c]:.4f}</td>" for c in SCORE_COLUMNS) + "</tr>" for r in reversed(rows))
+        f"<td>{r[c]:.4f}</td>" for c in columns) + "</tr>" for r in reversed(rows))
     return f'<table class="scores"><tr>{head}</tr>{body}</table>'
 
 
@@ -228,7 +228,7 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
             spec = families.SPECS[run.cfg.family]
             viz.loss_plot(run.losses, spec.plots(run.cfg), out / loss_png, label)
             parts.append(f'<img class="loss" src="{loss_png}" alt="losses of {label}">')
-            parts.append(score_table(run.losses))
+            parts.append(score_table(score_rows(run.losses, spec.scores)))
         for s in (s for s in steps if s in run.samples):
             grid = _copy(run.samples[s], out, f"{run.path.name}-{s:07d}.png")
             parts.append(f'<figure><img class="grid" src="{grid}" alt="step {s}">'

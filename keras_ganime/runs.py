@@ -26,7 +26,8 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -191,3 +192,33 @@ def read_csv(path: Path) -> list[dict[str, float]]:
     with open(path, newline="") as f:
         return [{k: int(v) if k == "step" else float(v) for k, v in row.items()}
                 for row in csv.DictReader(f)]
+
+
+def remove(path: Path) -> None:
+    """A file or a folder, if there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def export_replacing(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` beside `path`, then renamed: never half a file under the name. A folder (a
+    SavedModel) replaces an older one whole: the old is renamed aside first."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    old = path.with_name(f".{path.stem}.old{path.suffix}")
+    try:
+        if old.exists() and not path.exists():  # a kill between the two renames below
+            os.replace(old, path)
+        for leftover in (tmp, old):
+            remove(leftover)
+        write(tmp)
+        if path.is_dir():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        remove(old)
+    except OSError as e:
+        remove(tmp)
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        raise OSError(e.errno, e.strerror, str(path)) from None

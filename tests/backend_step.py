@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_ganime import checkpoints, engines
 from keras_ganime import config as config_lib
+from keras_ganime import engines
 from keras_ganime.data import load_images
+from keras_ganime.engines import checkpoints, common
 from keras_ganime.families.base import Draws
 
 STEPS = 2
@@ -45,7 +46,7 @@ def config(case: str) -> config_lib.Config:
 
 def run(case: str, directory: Path) -> None:
     cfg = config(case)
-    backend = engines.backend()
+    backend = common.backend()
     engine = engines.create(cfg, load_images("", 64, cfg.model.image_size))
     named = checkpoints.variables_of(engine.family.checkpoint_objects())
     if backend == "tensorflow":

@@ -14,10 +14,10 @@ import json
 import jax
 import numpy as np
 
-from keras_ganime import checkpoints
 from keras_ganime import config as config_lib
 from keras_ganime.data import load_images
-from keras_ganime.jax_engine import JaxEngine
+from keras_ganime.engines import checkpoints
+from keras_ganime.engines.jax import JaxEngine
 from tests.backend_step import CASES, config
 
 

@@ -55,7 +55,7 @@ def pre_bn_biases(model) -> set[str]:
 
 def one_step(*overrides: str) -> dict[str, float]:
     """One step from the same start on one device and on two replicas."""
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
 
     data = images()
     single = Engine(config("train.distribute=none", *overrides), data)
@@ -84,8 +84,8 @@ def one_step(*overrides: str) -> dict[str, float]:
 
 
 def mirrored(out: Path) -> None:
-    from keras_ganime.config import ConfigError
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
+    from keras_ganime.settings import ConfigError
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -112,7 +112,7 @@ def began_step(optimizer: str) -> dict[str, float]:
     """One BEGAN step from the same start on one device and on two replicas: its losses, k_t
     (from the global batch's means) and every weight."""
     from keras_ganime import config as config_lib
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
 
     settings = ['model.family="began"', "model.image_size=16", "model.filters=8",
                 "model.hidden=8", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
@@ -140,7 +140,7 @@ def stylegan_step(optimizer: str) -> dict[str, float]:
     every weight, the EMA generator's included. Minibatch-stddev groups are contiguous: the same
     groups of 4 on one device as in each replica's half."""
     from keras_ganime import config as config_lib
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
 
     settings = ['model.family="stylegan"', "model.image_size=16", 'model.channels="16,16,8"',
                 "model.latent_dim=8", "model.w_dim=8", f"train.batch_size={GLOBAL_BATCH}",
@@ -170,7 +170,7 @@ def toy_steps(steps: int = 8) -> dict:
     after-step state all go through the strategy's path: its logged values over `steps` steps
     and its final weights, on one device and on two replicas."""
     from keras_ganime import config as config_lib
-    from keras_ganime.engine import Engine
+    from keras_ganime.engines.tensorflow import Engine
     from tests import toy_family  # noqa: F401  (registers the family)
 
     data = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
@@ -194,10 +194,10 @@ def multiworker(out: Path) -> None:
     """One worker of a 2-worker cluster: a run in one go through the command line, then the same
     run stopped halfway and resumed, through the loop's own run directories (the chief's; a
     temporary one on the other worker). `out/faces.h5` holds `images()`."""
-    from keras_ganime import distribute
-    from keras_ganime.engine import Engine
-    from keras_ganime.loop import fit, open_run
+    from keras_ganime.engines import distribute
+    from keras_ganime.engines.tensorflow import Engine
     from keras_ganime.train import main as train_main
+    from keras_ganime.training.loop import fit, open_run
 
     strategy = distribute.strategy("multiworker")  # before any other TensorFlow operation
     chief = distribute.is_chief(strategy)

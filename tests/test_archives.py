@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ganime import checkpoints, train
+from keras_ganime import train
+from keras_ganime.engines import checkpoints
 from keras_ganime.runs import RunError
 
 

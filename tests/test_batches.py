@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime import data
-from keras_ganime.batches import to_float, to_uint8
 from keras_ganime.data import DataError, read_h5
-from keras_ganime.engine import Sampler
-from keras_ganime.synth import ATTRIBUTES, draw_faces
+from keras_ganime.data.synthetic import ATTRIBUTES, draw_faces
+from keras_ganime.engines.tensorflow import Sampler
+from keras_ganime.images.convert import to_float, to_uint8
 
 
 def numbered(n: int) -> np.ndarray:

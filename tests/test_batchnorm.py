@@ -7,11 +7,11 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
-from keras_ganime.batchnorm import FusedBatchNormalization
-from keras_ganime.engine import Engine
+from keras_ganime.data.synthetic import draw_faces
+from keras_ganime.engines.tensorflow import Engine
+from keras_ganime.families.batchnorm import FusedBatchNormalization
 from keras_ganime.families.dcgan import build_discriminator, build_generator
 from keras_ganime.families.dcgan_settings import DCGANModel
-from keras_ganime.synth import draw_faces
 
 
 def pair(shape: tuple[int, ...], dtype: str = "float32", epsilon: float = 1e-3):

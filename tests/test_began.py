@@ -9,11 +9,11 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
-from keras_ganime.config import ConfigError
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families.began import HalvingWithFloor, build_discriminator, build_generator
-from keras_ganime.loop import fit, new_run
 from keras_ganime.runs import RunDir
+from keras_ganime.settings import ConfigError
+from keras_ganime.training.loop import fit, new_run
 
 # --- parameter counts --------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def test_a_bad_argument_is_one_line_before_tensorflow(tmp_path, tool, argv, mess
     argv = [str(tmp_path / a) if a in paths else a for a in argv]
     for name in ("RUN", "BAD"):
         message = message.replace(name, str(tmp_path / name))
-    code = (f"import sys\nfrom keras_ganime import {tool}\nstatus = {tool}.main({argv!r})\n"
+    module = "keras_ganime.data.__main__" if tool == "data" else f"keras_ganime.{tool}"
+    code = (f"import importlib, sys\nstatus = importlib.import_module({module!r}).main({argv!r})\n"
             f"print('tensorflow' in sys.modules)\nsys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120, check=False)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from keras_ganime import config as config_lib
-from keras_ganime.config import EXPERIMENTS_DIR, Config, ConfigError
+from keras_ganime.config import EXPERIMENTS_DIR, Config
+from keras_ganime.settings import ConfigError
 from keras_ganime.train import main
 
 # What each experiment file must change from the reference, from the paper's table.

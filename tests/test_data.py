@@ -16,7 +16,8 @@ import pytest
 from PIL import Image, features
 
 from keras_ganime import data
-from keras_ganime.data import DataError, load_images, prepare, read_h5, to_rgb, write_h5
+from keras_ganime.data import DataError, load_images, prepare, read_h5, tagged, to_rgb, write_h5
+from keras_ganime.data import __main__ as data_command
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "anime-faces-64" / "images"
@@ -466,7 +467,6 @@ def test_split_holds_out_the_encoders_tenth(tmp_path):
     """`data split`: tagged faces -> train.h5 and held-out.h5, disjoint, the held-out ones the
     faces the anime encoder was tested on (encoder.split), so that a GAN trained on train.h5 is
     scored against faces neither it nor the encoder has seen."""
-    from keras_ganime import encoder
 
     (tmp_path / "faces" / "images").mkdir(parents=True)
     rows = ["image,hair,eyes"]
@@ -475,10 +475,10 @@ def test_split_holds_out_the_encoders_tenth(tmp_path):
             tmp_path / "faces" / "images" / f"{i}.png")
         rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
     (tmp_path / "faces" / "tags.csv").write_text("\n".join(rows) + "\n")
-    assert data.main(["split", str(tmp_path / "faces"), str(tmp_path / "out")]) == 0
+    assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / "out")]) == 0
     train, held = (read_h5(tmp_path / "out" / f"{n}.h5") for n in ("train", "held-out"))
     assert (len(train.images), len(held.images)) == (27, 3)
-    _, held_index = encoder.split(30)
+    _, held_index = tagged.split(30)
     assert sorted(held.filenames) == sorted(f"{i}.png" for i in held_index)
     assert not set(train.filenames) & set(held.filenames)
     np.testing.assert_array_equal(held.images[:, 0, 0, 0], [i * 8 for i in held_index])

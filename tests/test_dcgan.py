@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families.base import Draws
 from keras_ganime.families.dcgan import EPSILON, bce
 from tests.helpers import changed, random_images, snapshot, tiny

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
-from keras_ganime.config import ConfigError
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families.base import Draws
 from keras_ganime.families.dcgan import bce_logits, build_discriminator, build_generator, torch_bce
+from keras_ganime.settings import ConfigError
 from tests.helpers import changed, random_images, snapshot, tiny
 
 # --- parameter counts --------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def test_an_experiment_builds_on_its_base(tmp_path):
 
 
 def test_a_d_skip_run_logs_and_plots_the_share_of_skipped_updates(tmp_path, images):
-    from keras_ganime.loop import fit, new_run
+    from keras_ganime.training.loop import fit, new_run
 
     cfg = config_lib.load("carpedm20-dskip", [
         "model.image_size=16", "model.latent_dim=8", "train.batch_size=8", "train.steps=6",

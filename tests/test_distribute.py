@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from keras_ganime import config as config_lib
-from keras_ganime import distribute
-from keras_ganime.config import ConfigError
+from keras_ganime.engines import distribute
 from keras_ganime.runs import RunDir
+from keras_ganime.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOSSES = ("d_loss0", "d_loss1", "g_loss", "real_score", "fake_score")
@@ -172,8 +172,8 @@ def test_two_workers_train_alike_resume_and_only_the_chief_writes(tmp_path):
             [[r[k] for k in LOSSES] for r in b.read_losses()])
 
     # The chief's losses are one device's, to float precision.
-    from keras_ganime.engine import Engine
-    from keras_ganime.loop import fit, new_run
+    from keras_ganime.engines.tensorflow import Engine
+    from keras_ganime.training.loop import fit, new_run
     from tests.distributed import config
 
     cfg = config("train.warmup_steps=2", "train.steps=6", "output.log_every=1",

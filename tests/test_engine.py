@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime.engine import StepContext
+from keras_ganime.engines.tensorflow import StepContext
 
 
 def test_update_many_takes_every_gradient_before_any_update():

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import encoder, features, metrics
 from keras_ganime.data import write_h5
-from keras_ganime.engine import Engine
-from keras_ganime.evaluate import EvalError, Evaluator, Scorer
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.evaluate import main as evaluate_main
-from keras_ganime.features import compute_metrics
-from keras_ganime.loop import fit, new_run
+from keras_ganime.evaluation import encoder, features, metrics
+from keras_ganime.evaluation.features import compute_metrics
+from keras_ganime.evaluation.scorer import EvalError, Evaluator, Scorer
 from keras_ganime.runs import read_csv
-from keras_ganime.train import evaluations_due
 from keras_ganime.train import main as train_main
+from keras_ganime.training.fit import evaluations_due
+from keras_ganime.training.loop import fit, new_run
 from tests.helpers import tiny
 
 PIXEL_METRICS = "swd,checkerboard"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ganime.engine import Engine
-from keras_ganime.failure import metric_failure
-from keras_ganime.loop import fit, new_run
+from keras_ganime.engines.tensorflow import Engine
+from keras_ganime.families.failure import metric_failure
 from keras_ganime.runs import RunDir, Stop
+from keras_ganime.training.loop import fit, new_run
 from tests.helpers import tiny
 
 

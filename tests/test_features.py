@@ -1,5 +1,5 @@
-"""keras_ganime.features and the shipped anime encoder: weights, determinism, what the features
-separate, the InceptionV3 path and its one-line errors, and compute_metrics.
+"""keras_ganime.evaluation.features and the shipped anime encoder: weights, determinism, what
+the features separate, the InceptionV3 path and its one-line errors, and compute_metrics.
 
 Small sets throughout. The test that needs the real faces skips where ../shared/data is absent;
 building a random InceptionV3 and saving its weights is behind the `slow` marker
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_ganime import degrade, encoder, features, metrics
-from keras_ganime.data import DataError
-from keras_ganime.features import FeatureError, compute_metrics, get_extractor
-from keras_ganime.synth import draw_faces
+from keras_ganime.data import DataError, tagged
+from keras_ganime.data.synthetic import draw_faces
+from keras_ganime.evaluation import degrade, encoder, features, metrics
+from keras_ganime.evaluation.features import FeatureError, compute_metrics, get_extractor
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "anime-faces-64"
@@ -69,7 +69,7 @@ def test_extractor_rejects_float_images(synthetic: np.ndarray) -> None:
 def test_encoder_separates_real_from_synthetic_more_than_real_from_real() -> None:
     if not FACES.is_dir():
         pytest.skip(f"{FACES} is absent")
-    real = encoder.load_tagged_faces(FACES, 600, seed=1).images
+    real = tagged.load_tagged_faces(FACES, 600, seed=1).images
     fake = draw_faces(300, seed=1)[0]
     extract = get_extractor("anime")
     a, b, f = extract(real[:300]), extract(real[300:]), extract(fake)
@@ -125,15 +125,15 @@ def test_compute_metrics(synthetic: np.ndarray) -> None:
 
 def test_load_tagged_faces_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
-        encoder.load_tagged_faces(tmp_path)
+        tagged.load_tagged_faces(tmp_path)
     assert_one_line(str(e.value), str(tmp_path / "tags.csv"))
 
 
 def test_split_is_fixed_and_disjoint() -> None:
-    train, held = encoder.split(1000)
+    train, held = tagged.split(1000)
     assert len(held) == 100 and len(np.intersect1d(train, held)) == 0
     assert len(np.union1d(train, held)) == 1000
-    np.testing.assert_array_equal(encoder.split(1000)[1], held)
+    np.testing.assert_array_equal(tagged.split(1000)[1], held)
 
 
 @pytest.mark.slow

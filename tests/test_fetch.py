@@ -1,4 +1,4 @@
-"""keras_ganime.fetch: download (with resume), check, unzip and prepare the animeface zip.
+"""keras_ganime.data.fetch: download (with resume), check, unzip and prepare the animeface zip.
 
 A local HTTP server on 127.0.0.1 serves a small zip built here (3 characters x 4 tiny PNGs, in
 the real archive's animeface-character-dataset/thumb/<character>/ layout), so nothing leaves the
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import data, fetch
-from keras_ganime.data import DataError, read_h5
+from keras_ganime import data
+from keras_ganime.data import DataError, fetch, read_h5
 
 CHARACTERS = ("000_hatsune_miku", "001_kinomoto_sakura", "002_suzumiya_haruhi")
 PER_CHARACTER = 4

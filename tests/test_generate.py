@@ -13,8 +13,8 @@ from PIL import Image
 
 from keras_ganime import animate, evaluate, generate
 from keras_ganime import config as config_lib
-from keras_ganime.engine import Engine
-from keras_ganime.loop import fit, new_run
+from keras_ganime.engines.tensorflow import Engine
+from keras_ganime.training.loop import fit, new_run
 
 SIZE = 16
 LATENT = 8

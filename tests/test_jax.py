@@ -1,4 +1,4 @@
-"""The JAX engine (jax_engine.py), on Keras's JAX backend: `make test-jax` (KERAS_BACKEND=jax).
+"""The JAX engine (engines/jax.py), on Keras's JAX backend: `make test-jax` (KERAS_BACKEND=jax).
 
 One step of every family against TensorFlow's engine from the same weights and inputs (its side
 in a subprocess on TensorFlow: tests/backend_step.py); a run from the command line that never
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_ganime import checkpoints
 from keras_ganime.data import write_h5
+from keras_ganime.engines import checkpoints
 from keras_ganime.runs import RunDir
 from tests import backend_step
 from tests.helpers import losses, random_images
@@ -95,7 +95,7 @@ def test_the_cpu_transposed_convolution_is_keras_with_a_faster_kernel_gradient(
     import jax
     from keras.src.backend.jax import nn as keras_jax_nn
 
-    from keras_ganime import jax_engine
+    from keras_ganime.engines import jax as jax_engine
 
     assert keras_jax_nn.conv_transpose is jax_engine._conv_transpose  # installed on CPU
     keras_op, ours = jax_engine._keras_conv_transpose, jax_engine._conv_transpose
@@ -182,8 +182,9 @@ def test_generate_reads_its_checkpoint_on_either_backend(jax_run, tmp_path):
 
 
 SAMPLE = """import sys, numpy as np
-from keras_ganime import config, sampling
-from keras_ganime.sampling import latest_checkpoint
+from keras_ganime import config
+from keras_ganime import restore as sampling
+from keras_ganime.restore import latest_checkpoint
 run, z, out = sys.argv[1:]
 family = sampling.build(config.read_run_config(run))
 sampling.restore(family, latest_checkpoint(__import__("pathlib").Path(run)))
@@ -266,7 +267,7 @@ def test_the_ring_keeps_the_newest_and_a_damaged_newer_archive_is_set_aside(tmp_
     """keep = 2: after steps 1 to 3, ckpt-2 and ckpt-3. ckpt-3 cut short: a new engine resumes
     from ckpt-2, sets ckpt-3 aside as ckpt-3.npz.damaged, and its own step 3 equals the first
     engine's, bit for bit."""
-    from keras_ganime.jax_engine import JaxEngine
+    from keras_ganime.engines.jax import JaxEngine
 
     cfg = backend_step.config("dcgan")
     images = random_images(40, 16)
@@ -307,7 +308,7 @@ def test_bfloat16_trains_on_jax():
     """train.mixed_precision = bfloat16: the layers compute in bfloat16, the weights stay
     float32, and two steps of each family are finite."""
     from keras_ganime import config as config_lib
-    from keras_ganime.jax_engine import JaxEngine
+    from keras_ganime.engines.jax import JaxEngine
 
     for case in ("dcgan", "began"):
         cfg = backend_step.config(case)

@@ -31,7 +31,7 @@ skipped a third of its updates. seed004 is seed002 at another batch size and
 length, the same run at batch 16 (tests/test_dcgan_presets.py checks that). The reference and the
 presets but one are behind the `long` marker (make test-long, which CI runs); seed001, the
 cheapest, is in the default run. The reference's, BEGAN's and StyleGAN's are marked `jax` as
-well: make test-jax runs them on Keras's JAX backend (jax_engine.py), with the same margin.
+well: make test-jax runs them on Keras's JAX backend (engines/jax.py), with the same margin.
 """
 
 import keras
@@ -39,9 +39,10 @@ import numpy as np
 import pytest
 
 from keras_ganime import config as config_lib
-from keras_ganime import engines, metrics
+from keras_ganime import engines
 from keras_ganime.data import load_images
-from keras_ganime.evaluate import LATENT_SEED, Evaluator
+from keras_ganime.evaluation import metrics
+from keras_ganime.evaluation.scorer import LATENT_SEED, Evaluator
 from keras_ganime.families.base import Family
 
 STEPS = 300
@@ -105,7 +106,8 @@ def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS) -> F
 def finest_swd(evaluator: Evaluator, family: Family) -> float:
     """SWD at the pyramid's finest level alone (32 px here): the statistics of 7x7 patches of
     the images themselves (metrics.swd), on the evaluator's reals and latents."""
-    from keras_ganime.sampling import latents, render
+    from keras_ganime.engines import latents
+    from keras_ganime.images.convert import render
 
     cfg = evaluator.cfg
     fakes = render(family.sampler(), latents(family, cfg.train.seed + LATENT_SEED,

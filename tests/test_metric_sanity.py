@@ -1,5 +1,6 @@
-"""keras_ganime.degrade and keras_ganime.sanity: the disturbances, and a small run of the metric
-sanity check (fid_anime, kid_anime and swd rise with the strength of every disturbance).
+"""keras_ganime.evaluation.degrade and keras_ganime.evaluation.sanity: the disturbances, and a
+small run of the metric sanity check (fid_anime, kid_anime and swd rise with the strength of
+every disturbance).
 
 The disturbances are checked on the built-in synthetic faces; the sanity run needs the real
 faces in ../shared/data and skips where they are absent. `make check-metrics` runs the full set.
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_ganime import degrade, metrics, sanity
-from keras_ganime.synth import draw_faces
+from keras_ganime.data.synthetic import draw_faces
+from keras_ganime.evaluation import degrade, metrics, sanity
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "anime-faces-64"

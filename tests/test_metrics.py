@@ -1,4 +1,5 @@
-"""Tests for the GAN-quality metric maths (keras_ganime.metrics), against hand-computed values."""
+"""Tests for the GAN-quality metric maths (keras_ganime.evaluation.metrics), against
+hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_ganime.metrics import (
+from keras_ganime.evaluation.metrics import (
     checkerboard_score,
     duplicate_rate,
     fid,

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 
 OLD = Path(__file__).resolve().parent / "fixtures" / "old-run"
 

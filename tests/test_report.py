@@ -7,11 +7,13 @@ import statistics
 import numpy as np
 import pytest
 
-from keras_ganime.config import ConfigError, experiments
-from keras_ganime.engine import Engine
-from keras_ganime.evaluate import Evaluator
-from keras_ganime.loop import fit, new_run
+from keras_ganime.config import experiments
+from keras_ganime.engines.tensorflow import Engine
+from keras_ganime.evaluation.scorer import Evaluator
+from keras_ganime.families import SPECS
 from keras_ganime.report import chosen_steps, main, read_run, score_rows, spread, who_says
+from keras_ganime.settings import ConfigError
+from keras_ganime.training.loop import fit, new_run
 from tests.helpers import tiny
 
 
@@ -52,10 +54,12 @@ def test_report_page_and_its_pictures(runs_dir, tmp_path):
     assert f"<td>swd at 6</td><td>{expected}</td>" in page
     assert "<td>failed at step</td><td>5 (1 of 2)</td>" in page
 
+SCORES = SPECS["dcgan"].scores
+
 
 def test_seed_002s_table_of_losses_and_scores_per_run(runs_dir, tmp_path):
     run = read_run(runs_dir / "00000-batch16")
-    rows = score_rows(run.losses)
+    rows = score_rows(run.losses, SCORES)
     # Six logged steps (1 to 6) of six at most: all of them, each one step's values.
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     last = run.losses[-1]
@@ -69,11 +73,13 @@ def test_seed_002s_table_of_losses_and_scores_per_run(runs_dir, tmp_path):
             f"<td>{last['real_score']:.4f}</td><td>{last['fake_score']:.4f}</td>") in page
     assert "The paper reports:" in page  # batch16 is the paper's; a seed's preset names its seed
     assert score_rows([{"step": s, "g_loss": 1.0, "d_loss0": 0.5, "d_loss1": 0.25,
-                        "real_score": 0.9, "fake_score": 0.1} for s in range(1, 101)])[-1] == {
+                        "real_score": 0.9, "fake_score": 0.1} for s in range(1, 101)],
+                      SCORES)[-1] == {
         "step": 100, "g_loss": 1.0, "d_loss": 0.75, "real_score": 0.9, "fake_score": 0.1}
     assert [r["step"] for r in score_rows([{"step": s, "g_loss": 1.0, "d_loss0": 0.5,
                                             "d_loss1": 0.25, "real_score": 0.9,
-                                            "fake_score": 0.1} for s in range(1, 101)])] == [
+                                            "fake_score": 0.1} for s in range(1, 101)],
+                                          SCORES)] == [
         1, 21, 41, 60, 80, 100]
 
 

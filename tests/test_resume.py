@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime.data import write_h5
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families import dcgan
-from keras_ganime.loop import Loop, fit, new_run
 from keras_ganime.runs import RunDir, RunError, Stop, new_run_dir
+from keras_ganime.training.loop import Loop, fit, new_run
 from tests.helpers import assert_same_end, checkpoint_values, losses, tiny
 
 

@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
-from keras_ganime.config import ConfigError
-from keras_ganime.engine import Engine, StepContext
+from keras_ganime.engines.tensorflow import Engine, StepContext
 from keras_ganime.families import stylegan
 from keras_ganime.families.stylegan_settings import num_ws, ws_of
+from keras_ganime.settings import ConfigError
 
 # 16x16 (4, 8, 16 px), z = w = 8: the family's code paths at test speed.
 TINY = ['model.family="stylegan"', "model.image_size=16", 'model.channels="16,16,8"',
@@ -367,7 +367,8 @@ def test_bad_stylegan_settings_are_one_line_errors(setting, message):
 def test_step_flops_by_hand():
     """stylegan-lite at 64x64 by hand: multiply-adds per layer at its output size (the style
     dense of each modulated conv, and its demodulation's c_in x c_out, included), x 2."""
-    from keras_ganime.bench import experiment_flops, forward_flops
+    from keras_ganime.bench import experiment_flops
+    from keras_ganime.families.base import forward_flops
 
     widths, w = [256, 256, 256, 128, 64], 512
     mapping_ma = 2 * 512 * 512
@@ -428,8 +429,8 @@ def test_the_savedmodel_generates_as_the_ema_generator_without_keras_ganime(
 
 @pytest.fixture(scope="module")
 def stylegan_run(tmp_path_factory, images):
-    from keras_ganime.evaluate import Evaluator
-    from keras_ganime.loop import fit, new_run
+    from keras_ganime.evaluation.scorer import Evaluator
+    from keras_ganime.training.loop import fit, new_run
 
     root = tmp_path_factory.mktemp("stylegan")
     cfg = tiny("train.steps=4", "output.log_every=1", "output.sample_every=2",
@@ -520,7 +521,7 @@ def test_bad_stylegan_options_are_one_line_errors(stylegan_run, tmp_path, capsys
 
 def test_options_a_dcgan_cannot_honour_are_one_line_errors(tmp_path, capsys):
     from keras_ganime import generate
-    from keras_ganime.loop import fit, new_run
+    from keras_ganime.training.loop import fit, new_run
     from tests.helpers import random_images
     from tests.helpers import tiny as tiny_dcgan
 

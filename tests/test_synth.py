@@ -1,11 +1,11 @@
-"""Tests for the procedural anime-face generator (keras_ganime.synth)."""
+"""Tests for the procedural anime-face generator (keras_ganime.data.synthetic)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from keras_ganime.synth import ATTRIBUTES, EYE_COLOURS, HAIR_COLOURS, draw_faces
+from keras_ganime.data.synthetic import ATTRIBUTES, EYE_COLOURS, HAIR_COLOURS, draw_faces
 
 REAL_HAIR_TAGS = {
     "aqua", "black", "blonde", "blue", "brown", "gray",

@@ -15,12 +15,14 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import generate, loop, viz
+from keras_ganime import generate
 from keras_ganime.data import load_images, write_h5
-from keras_ganime.engine import Engine
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families.base import Phase
+from keras_ganime.images import viz
 from keras_ganime.runs import RunDir
-from tests import toy_family  # noqa: F401  (registers the family)
+from keras_ganime.training import loop
+from tests.toy_family import SPEC  # (importing it registers the family)
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ('model.family="toy"', "train.batch_size=8", "output.log_every=1",
@@ -178,3 +180,25 @@ def test_a_gate_reads_the_last_value_of_a_phase_skipped_earlier_in_the_step(tmp_
     rows = [{k: float(v) for k, v in engine.train_step().items()} for _ in range(4)]
     assert [np.isnan(r["reg_l1"]) for r in rows] == [False, True, False, True]
     assert all(np.isfinite(r["d_loss"]) for r in rows), rows
+
+
+def test_what_the_tools_ask_of_it(tmp_path):
+    """bench's FLOPs from its forward networks by hand, bench's settings, and the report's
+    score table of its logged rows, through the contract alone."""
+    from keras_ganime import families
+    from keras_ganime.families.base import forward_flops
+    from keras_ganime.report import score_rows
+
+    cfg = config_lib.load(None, ["model.family=\"toy\""])
+    family = families.load("toy")
+    g, d = (forward_flops(n) for n in family.forward_networks(cfg))
+    assert (g, d) == (2 * 4 * 8 * 8 * 3, 2 * 8 * 8 * 3)  # one Dense each: 4 -> 192, 192 -> 1
+    assert family.step_flops(cfg, g, d) == 4 * 1536 + 9 * 384 + 3 * 1536 // 2
+    for key, value in SPEC.bench_settings.items():
+        config_lib.set_value(cfg, key, value)
+    assert cfg.toy.gate_ratio == 1e30
+    rows = [{"step": s, "d_loss": 0.5, "g_loss": 1.0, "reg_l2": 0.1, "balance": 0.4}
+            for s in range(1, 11)]
+    assert score_rows(rows, SPEC.scores)[-1] == {"step": 10, "d_loss": 0.5, "g_loss": 1.0,
+                                                 "balance": 0.4}
+

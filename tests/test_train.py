@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_ganime import config as config_lib
-from keras_ganime.engine import Engine
-from keras_ganime.loop import fit, new_run
-from keras_ganime.optimizers import build_optimizer
+from keras_ganime import settings
+from keras_ganime.engines.tensorflow import Engine
+from keras_ganime.families.optimizers import build_optimizer
+from keras_ganime.training.loop import fit, new_run
 from tests.helpers import changed, random_images, snapshot, tiny
 
 
@@ -19,7 +19,7 @@ def images() -> np.ndarray:
 
 @pytest.mark.parametrize("name, kind", [("adam", "Adam"), ("adamax", "Adamax"), ("sgd", "SGD")])
 def test_optimizers_from_config(name, kind):
-    cfg = config_lib.OptimConfig(name=name, learning_rate=0.003, beta_1=0.4, momentum=0.7,
+    cfg = settings.OptimConfig(name=name, learning_rate=0.003, beta_1=0.4, momentum=0.7,
                                  nesterov=True)
     opt = build_optimizer(cfg)
     assert type(opt).__name__ == kind

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 from keras_ganime.data import write_h5
-from keras_ganime.engine import Engine
-from keras_ganime.loop import fit, new_run
+from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.runs import RunDir, Stop
+from keras_ganime.training.loop import fit, new_run
 from tests.helpers import random_images, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def test_a_file_size_limit_hit_by_the_checkpoint(tmp_path):
 def test_a_run_warns_at_start_when_its_checkpoints_will_not_fit(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from keras_ganime import loop
+    from keras_ganime.training import loop
 
     cfg = tiny(**{"train.steps": 1, "output.runs_dir": str(tmp_path)})
     engine = Engine(cfg, random_images())

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from keras_ganime import config, families
-from keras_ganime.config import Config, ModelConfig
+from keras_ganime import families, settings
+from keras_ganime.config import Config
 from keras_ganime.families.base import FamilySpec
+from keras_ganime.settings import ModelConfig
 
 
 @dataclass
@@ -35,8 +36,8 @@ class ToySettings:
 
 
 def _validate(cfg: Config) -> None:
-    config.check_choices(cfg, {"model.penalty": ("l1", "l2")})
-    config.check_positive(cfg, ["toy.reg_every", "toy.patience"])
+    settings.check_choices(cfg, {"model.penalty": ("l1", "l2")})
+    settings.check_positive(cfg, ["toy.reg_every", "toy.patience"])
 
 
 def _logged(cfg: Config) -> tuple[str, ...]:
@@ -53,6 +54,11 @@ SPEC = FamilySpec(
     plots=lambda cfg: (("loss", ("d_loss", "g_loss")),
                        ("balance", ("balance", f"reg_{cfg.model.penalty}"))),
     progress=lambda cfg: {"dl": "d_loss", "bal": "balance"},
+    note="A family for tests: its faces are noise.",
+    scores=lambda row: {"d_loss": row["d_loss"], "g_loss": row["g_loss"],
+                        "balance": row["balance"]},
+    # make bench times every phase: D never skipped.
+    bench_settings={"toy.gate_ratio": 1e30},
 )
 families.register(SPEC)
 

@@ -9,10 +9,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime import failure
-from keras_ganime.families import base
+from keras_ganime.families import base, failure
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
-from keras_ganime.optimizers import build_optimizer
+from keras_ganime.families.optimizers import build_optimizer
 from tests.toy_family import SPEC
 
 
@@ -20,18 +19,25 @@ def softplus_loss(logits: Tensor, real: bool) -> Tensor:
     return ops.mean(ops.softplus(-logits if real else logits))
 
 
+def build_generator(model: Any) -> keras.Model:
+    size = model.image_size
+    z = keras.Input((model.latent_dim,))
+    image = layers.Reshape((size, size, 3))(layers.Dense(size * size * 3, activation="tanh")(z))
+    return keras.Model(z, image, name="generator")
+
+
+def build_discriminator(model: Any) -> keras.Model:
+    x = keras.Input((model.image_size, model.image_size, 3))
+    return keras.Model(x, layers.Dense(1)(layers.Flatten()(x)), name="discriminator")
+
+
 class Family(base.Family):
     spec = SPEC
 
     def __init__(self, cfg: Any, build: base.Build) -> None:
         super().__init__(cfg, build)
-        size, latent = cfg.model.image_size, cfg.model.latent_dim
-        z = keras.Input((latent,))
-        image = layers.Reshape((size, size, 3))(
-            layers.Dense(size * size * 3, activation="tanh")(z))
-        self.generator = keras.Model(z, image, name="generator")
-        x = keras.Input((size, size, 3))
-        self.discriminator = keras.Model(x, layers.Dense(1)(layers.Flatten()(x)))
+        self.generator = build_generator(cfg.model)
+        self.discriminator = build_discriminator(cfg.model)
         self.g_optim = build_optimizer(cfg.g_optim)
         self.d_optim = build_optimizer(cfg.d_optim)
         self.g_optim.build(self.generator.trainable_variables)
@@ -100,3 +106,16 @@ class Family(base.Family):
 
     def export(self, path: Path) -> None:
         self.generator.save(path)
+
+    # --- make bench ---
+    @classmethod
+    def forward_networks(cls, cfg: Any) -> tuple[keras.Model, keras.Model]:
+        return build_generator(cfg.model), build_discriminator(cfg.model)
+
+    @classmethod
+    def step_flops(cls, cfg: Any, g_forward: int, d_forward: int) -> int:
+        """d: G forward, D forward and backward on reals and fakes       G + 6D
+        g: G and D forward, backward through D to its input and G       3G + 3D
+        reg, every toy.reg_every steps: G forward and backward          3G / reg_every
+        """
+        return 4 * g_forward + 9 * d_forward + 3 * g_forward // cfg.toy.reg_every

@@ -1,4 +1,4 @@
-"""The contract between the engine (`engine.py`) and a model family (`families/<name>.py`).
+"""The contract between the engine (`engines/`) and a model family (`families/<name>.py`).
 
 A family is two things, so that every command line can check its settings before TensorFlow
 starts:
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # Tensors of whichever backend runs the step; the families' arithmetic is in Keras ops.
 Tensor = Any
@@ -34,7 +34,7 @@ class FamilySpec:
     # Section name -> a factory of its default dataclass: a section only this family has, or its
     # own dataclass for a common section (a subclass that adds keys, or other defaults).
     sections: Mapping[str, Callable[[], Any]]
-    validate: Callable[[Any], None]  # raises config.ConfigError for a bad family setting
+    validate: Callable[[Any], None]  # raises settings.ConfigError for a bad family setting
     logged: Callable[[Any], tuple[str, ...]]  # cfg -> loss.csv's columns between step and speed
     plots: Callable[[Any], tuple[tuple[str, tuple[str, ...]], ...]]  # cfg -> (axis, names) panels
     progress: Callable[[Any], Mapping[str, str]]  # cfg -> {label in the progress bar: name}
@@ -42,6 +42,18 @@ class FamilySpec:
     # Sampling options its generator honours (generate checks them): truncation, style_mixing,
     # noise (the per-layer noise fixed or drawn anew)
     capabilities: frozenset[str] = frozenset()
+    # With "truncation": the psi of generate's --truncation-strip columns, and how many w's a
+    # --truncation-cutoff may name (cfg -> count). With "style_mixing": the [first, last) w's
+    # of a named layer range or `A-B` (cfg, name -> range; ValueError for a bad one).
+    truncation_strip: tuple[float, ...] = ()
+    style_count: Callable[[Any], int] | None = None
+    style_range: Callable[[Any, str], tuple[int, int]] | None = None
+    # One logged row -> the report's score table's columns (seed 002's per-epoch line: G's loss,
+    # D's, D's mean outputs), or None where the row lacks them; None: no table for the family.
+    scores: Callable[[Mapping[str, float]], dict[str, float] | None] | None = None
+    # Settings make bench sets so that every phase runs from the first step that it times
+    # (the DCGAN's D-only warm-up off).
+    bench_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,3 +185,52 @@ class Family:
     def export(self, path: Path) -> None:
         """The sampling network as a file that plain Keras loads."""
         raise NotImplementedError
+
+    # --- make bench ---
+    @classmethod
+    def forward_networks(cls, cfg: Any) -> tuple[Any, Any] | None:
+        """G and D as plain float32 Keras models, without optimizers: what make bench counts
+        the FLOPs of (`step_flops`) and, for the reference, trains in Keras's own idiom; None
+        where the family does not offer them."""
+        return None
+
+    @classmethod
+    def step_flops(cls, cfg: Any, g_forward: int, d_forward: int) -> int | None:
+        """FLOPs of one image through one training step, from G's and D's forward FLOPs
+        (`forward_flops`), a backward pass costing twice its forward pass; None: not counted."""
+        return None
+
+
+def forward_flops(model: Any) -> int:
+    """Multiply-adds x 2 of one image through the model's convolutions and dense layers; norms
+    and activations are a fraction of a percent and left out.
+
+    Conv2D: out_h * out_w * k_h * k_w * c_in * c_out. Conv2DTranspose scatters every input pixel
+    through the kernel: in_h * in_w * k_h * k_w * c_in * c_out. Dense: n_in * n_out. A model or
+    layer of a family's own (StyleGAN's) counts its multiply-adds itself (`CountsItself`).
+    """
+    import keras
+
+    if isinstance(model, CountsItself):
+        return 2 * model.multiply_adds()
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, CountsItself):
+            total += layer.multiply_adds()
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            c_in = layer.input.shape[-1]
+            total += h * w * layer.kernel_size[0] * layer.kernel_size[1] * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return 2 * total
+
+
+@runtime_checkable
+class CountsItself(Protocol):
+    """A model or layer of a family's own whose multiply-adds `forward_flops` cannot see."""
+
+    def multiply_adds(self) -> int: ...

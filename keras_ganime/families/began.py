@@ -25,11 +25,10 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime import failure
-from keras_ganime.families import base, began_settings
+from keras_ganime.families import base, began_settings, failure
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.began_settings import BEGANModel
-from keras_ganime.optimizers import build_optimizer
+from keras_ganime.families.optimizers import build_optimizer
 
 BOTTLENECK = 8  # the decoder starts, and the encoder ends, at 8x8
 
@@ -106,23 +105,27 @@ def l1(a: Tensor, b: Tensor) -> Tensor:
     return ops.mean(ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32")))
 
 
-def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
-    """FLOPs of one image through one training step (bench.py), a backward pass costing twice
-    its forward pass:
-        G forward, D forward on the real and on the fake          G + 2D
-        d_loss's backward through D, on both                     2 * 2D
-        g_loss's backward through D's fake half to its input,
-            then through G                                        D + 2G
-    = 3 G + 7 D.
-    """
-    return 3 * g_forward + 7 * d_forward
-
-
 # --- the family --------------------------------------------------------------------------------
 
 
 class Family(base.Family):
     spec = began_settings.SPEC
+
+    @classmethod
+    def forward_networks(cls, cfg: Any) -> tuple[keras.Model, keras.Model]:
+        return build_generator(cfg.model), build_discriminator(cfg.model)
+
+    @classmethod
+    def step_flops(cls, cfg: Any, g_forward: int, d_forward: int) -> int:
+        """FLOPs of one image through one training step (make bench), a backward pass costing twice
+        its forward pass:
+            G forward, D forward on the real and on the fake          G + 2D
+            d_loss's backward through D, on both                     2 * 2D
+            g_loss's backward through D's fake half to its input,
+                then through G                                        D + 2G
+        = 3 G + 7 D.
+        """
+        return 3 * g_forward + 7 * d_forward
 
     def __init__(self, cfg: Any, build: base.Build) -> None:
         super().__init__(cfg, build)

@@ -9,11 +9,14 @@ the k_t watch. The DCGAN's BCE limit does not exist here: BEGAN's losses are L1 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keras_ganime import config
-from keras_ganime.config import Config, ConfigError, FailureConfig, ModelConfig, OptimConfig
+from keras_ganime import settings
 from keras_ganime.families.base import FamilySpec
+from keras_ganime.settings import ConfigError, FailureConfig, ModelConfig, OptimConfig
+
+if TYPE_CHECKING:
+    from keras_ganime.config import Config  # the whole run's settings; config.py builds on these
 
 
 @dataclass
@@ -34,7 +37,7 @@ class BEGANConfig:
 
 
 @dataclass
-class BEGANTrain(config.TrainConfig):
+class BEGANTrain(settings.TrainConfig):
     batch_size: int = 16
     steps: int = 500000
 
@@ -52,10 +55,10 @@ def validate(cfg: Config) -> None:
     if size < 16 or size > 128 or size & (size - 1):
         raise ConfigError(f"model.image_size must be a power of two from 16 to 128 for BEGAN, "
                           f"got {size}", "model.image_size")
-    config.check_positive(cfg, ["model.filters", "model.hidden", "began.lr_update_step",
+    settings.check_positive(cfg, ["model.filters", "model.hidden", "began.lr_update_step",
                                 "began.lr_floor", "began.lambda_k", "failure.k_patience"])
-    config.check_range(cfg, ["began.gamma"], 0.0, 1.0)
-    config.check_not_negative(cfg, ["failure.k_start"])
+    settings.check_range(cfg, ["began.gamma"], 0.0, 1.0)
+    settings.check_not_negative(cfg, ["failure.k_start"])
 
 
 LOSSES = ("L_real", "L_fake", "d_loss", "g_loss")

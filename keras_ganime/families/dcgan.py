@@ -21,11 +21,10 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime import failure
-from keras_ganime.families import base, dcgan_settings
+from keras_ganime.families import base, dcgan_settings, failure
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.dcgan_settings import DCGANModel
-from keras_ganime.optimizers import build_optimizer
+from keras_ganime.families.optimizers import build_optimizer
 
 BASE_FILTERS = 64
 # The generator's stem always produces 4x4 and its last layer doubles the size, so the number of
@@ -68,7 +67,7 @@ def _gamma(name: str) -> keras.initializers.Initializer | str:
 
 def _bn(cfg: DCGANModel, dtype: str, sync: bool, fused: bool) -> layers.BatchNormalization:
     if fused:  # TensorFlow's kernel, imported only when asked for: JAX never loads it
-        from keras_ganime.batchnorm import FusedBatchNormalization
+        from keras_ganime.families.batchnorm import FusedBatchNormalization
 
         kind = FusedBatchNormalization
     else:
@@ -215,25 +214,29 @@ def bce_logits(target: Tensor, logit: Tensor) -> Tensor:
 LOSS_FORMS = {"clipped_bce": bce, "torch_bce": torch_bce, "logits": bce_logits}
 
 
-def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
-    """FLOPs of one image through one training step (bench.py), from the networks' forward
-    FLOPs, a backward pass costing twice its forward pass:
-        fakes for D (G forward)                                 G
-        D on reals, D on fakes (forward + backward)             2 * 3D
-        each of G's `train.g_steps` updates through D
-            (G, D forward; D input-grad, G backward)            G + D + D + 2G
-    = 4 G + 8 D for the reference; for its 64x64 networks, 2.80 GFLOP per image. D stepped once
-    on the sum or twice costs the same; G on D's very fakes runs G again all the same (a
-    stateless pass); a skipped D update is counted as made.
-    """
-    return g_forward + 6 * d_forward + cfg.train.g_steps * (3 * g_forward + 2 * d_forward)
-
-
 # --- the family --------------------------------------------------------------------------------
 
 
 class Family(base.Family):
     spec = dcgan_settings.SPEC
+
+    @classmethod
+    def forward_networks(cls, cfg: Any) -> tuple[keras.Model, keras.Model]:
+        return build_generator(cfg.model), build_discriminator(cfg.model)
+
+    @classmethod
+    def step_flops(cls, cfg: Any, g_forward: int, d_forward: int) -> int:
+        """FLOPs of one image through one training step (make bench), from the networks' forward
+        FLOPs, a backward pass costing twice its forward pass:
+            fakes for D (G forward)                                 G
+            D on reals, D on fakes (forward + backward)             2 * 3D
+            each of G's `train.g_steps` updates through D
+                (G, D forward; D input-grad, G backward)            G + D + D + 2G
+        = 4 G + 8 D for the reference; for its 64x64 networks, 2.80 GFLOP per image. D stepped once
+        on the sum or twice costs the same; G on D's very fakes runs G again all the same (a
+        stateless pass); a skipped D update is counted as made.
+        """
+        return g_forward + 6 * d_forward + cfg.train.g_steps * (3 * g_forward + 2 * d_forward)
 
     def __init__(self, cfg: Any, build: base.Build) -> None:
         super().__init__(cfg, build)

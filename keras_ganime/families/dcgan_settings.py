@@ -8,12 +8,16 @@ loss and of the step (the warm-up, how D and G are updated, the paper's section 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keras_ganime import config
-from keras_ganime.config import Config, ConfigError, FailureConfig, ModelConfig, OptimConfig
+from keras_ganime import settings
 from keras_ganime.families.base import FamilySpec
+from keras_ganime.settings import ConfigError, FailureConfig, ModelConfig, OptimConfig
+
+if TYPE_CHECKING:
+    from keras_ganime.config import Config  # the whole run's settings; config.py builds on these
 
 # Keras's own, by name (`random_normal` is N(0, 0.05), Keras's default), and the sources' own:
 # N(0, 0.02) and truncated N(0, 0.02) of the DCGAN paper's code, and PyTorch's default for
@@ -55,7 +59,7 @@ class LabelConfig:
 
 
 @dataclass
-class DCGANTrain(config.TrainConfig):
+class DCGANTrain(settings.TrainConfig):
     warmup_steps: int = 20  # D-only steps at the start, as the reference
     # clipped_bce: Keras 2's, on probabilities clipped to [1e-7, 1 - 1e-7] (reference) |
     # torch_bce: PyTorch's BCELoss, log clamped at -100 | logits: BCE on D's logits
@@ -85,12 +89,12 @@ class DCGANFailure(FailureConfig):
 
 
 def validate(cfg: Config) -> None:
-    config.check_positive(cfg, ["failure.loss_limit", "failure.d_patience",
+    settings.check_positive(cfg, ["failure.loss_limit", "failure.d_patience",
                                 "failure.g_patience"])
     size = cfg.model.image_size
     if size < 8 or size & (size - 1):
         raise ConfigError(f"model.image_size must be a power of two >= 8, got {size}")
-    config.check_choices(cfg, {
+    settings.check_choices(cfg, {
         "model.upsampling": ("transpose", "upsample"),
         "model.noise": ("binary", "gaussian", "uniform"),
         "model.g_activation": ("leaky_relu", "relu"),
@@ -105,9 +109,9 @@ def validate(cfg: Config) -> None:
         "train.g_input": ("same_z", "fresh_z", "same_fakes"),
         "train.g_step_d_stats": ("frozen", "updated"),
     })
-    config.check_range(cfg, ["model.bn_momentum", "labels.soft", "labels.flip_prob"], 0.0, 1.0)
-    config.check_positive(cfg, ["model.bn_epsilon", "train.g_steps"])
-    config.check_not_negative(cfg, ["model.leaky_slope", "train.warmup_steps",
+    settings.check_range(cfg, ["model.bn_momentum", "labels.soft", "labels.flip_prob"], 0.0, 1.0)
+    settings.check_positive(cfg, ["model.bn_epsilon", "train.g_steps"])
+    settings.check_not_negative(cfg, ["model.leaky_slope", "train.warmup_steps",
                                     "train.d_skip_ratio", "train.l2"])
     if cfg.model.kernel_size not in (4, 5):
         raise ConfigError(f"model.kernel_size must be 4 or 5, got {cfg.model.kernel_size}")
@@ -143,6 +147,15 @@ def _progress(cfg: Any) -> dict[str, str]:
     return {**shown, "skipped": SKIPPED} if cfg.train.d_skip_ratio else shown
 
 
+def _scores(row: Mapping[str, float]) -> dict[str, float] | None:
+    """Seed 002's per-epoch line of one logged step: G's loss, D's (on reals plus on fakes), and
+    D's mean output on reals and on fakes."""
+    if "real_score" not in row:
+        return None
+    return {"g_loss": row["g_loss"], "d_loss": row["d_loss0"] + row["d_loss1"],
+            "real_score": row["real_score"], "fake_score": row["fake_score"]}
+
+
 SPEC = FamilySpec(
     name="dcgan",
     module="keras_ganime.families.dcgan",
@@ -153,4 +166,6 @@ SPEC = FamilySpec(
     logged=_logged,
     plots=_plots,
     progress=_progress,
+    scores=_scores,
+    bench_settings={"train.warmup_steps": 0},
 )

@@ -31,11 +31,11 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime.config import ConfigError, OptimConfig
 from keras_ganime.families import base, stylegan_settings
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
+from keras_ganime.families.optimizers import build_optimizer
 from keras_ganime.families.stylegan_settings import StyleGANModel, channels, num_ws
-from keras_ganime.optimizers import build_optimizer
+from keras_ganime.settings import ConfigError, OptimConfig
 
 SQRT2 = math.sqrt(2.0)
 
@@ -307,18 +307,6 @@ def build_discriminator(cfg: StyleGANModel) -> keras.Model:
     return keras.Model(image, EqualDense(1, name="logit")(x), name="discriminator")
 
 
-def step_flops(cfg: Any, g_forward: int, d_forward: int) -> int:
-    """FLOPs of one image through one training step (bench.py), a backward pass costing twice
-    its forward pass:
-        d    G forward, D forward on the fake and the real, D's backward on both     G + 6D
-        g    G forward, D forward, backward through D to its input and through G    3G + 3D
-        r1   every r1_every steps: D forward, its input gradient (a backward),
-             and the backward of that (about twice again)                           ~ 5D
-    = 4 G + 9 D + 5 D / r1_every.
-    """
-    return 4 * g_forward + 9 * d_forward + 5 * d_forward // cfg.stylegan.r1_every
-
-
 # --- the family --------------------------------------------------------------------------------
 
 
@@ -332,6 +320,22 @@ def d_optimizer(opt: OptimConfig, every: int) -> keras.optimizers.Optimizer:
 
 class Family(base.Family):
     spec = stylegan_settings.SPEC
+
+    @classmethod
+    def forward_networks(cls, cfg: Any) -> tuple[keras.Model, keras.Model]:
+        return build_generator(cfg.model), build_discriminator(cfg.model)
+
+    @classmethod
+    def step_flops(cls, cfg: Any, g_forward: int, d_forward: int) -> int:
+        """FLOPs of one image through one training step (make bench), a backward pass costing twice
+        its forward pass:
+            d    G forward, D forward on the fake and the real, D's backward on both     G + 6D
+            g    G forward, D forward, backward through D to its input and through G    3G + 3D
+            r1   every r1_every steps: D forward, its input gradient (a backward),
+                 and the backward of that (about twice again)                           ~ 5D
+        = 4 G + 9 D + 5 D / r1_every.
+        """
+        return 4 * g_forward + 9 * d_forward + 5 * d_forward // cfg.stylegan.r1_every
     export_suffix = ".savedmodel"  # a SavedModel folder: generator.savedmodel in a run
     export_needs_tensorflow = True
 

@@ -10,11 +10,14 @@ softplus on logits and have no ceiling: no loss watch, only the metric rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keras_ganime import config
-from keras_ganime.config import Config, ConfigError, ModelConfig, OptimConfig
+from keras_ganime import settings
 from keras_ganime.families.base import FamilySpec
+from keras_ganime.settings import ConfigError, ModelConfig, OptimConfig
+
+if TYPE_CHECKING:
+    from keras_ganime.config import Config  # the whole run's settings; config.py builds on these
 
 # The named layer ranges of a style-mixing grid, by the resolutions (px) their styles drive, as
 # NVlabs' figure groups them (seed 003's prose calls its 8x8 layers "middle").
@@ -49,7 +52,7 @@ class StyleGANConfig:
 
 
 @dataclass
-class StyleGANTrain(config.TrainConfig):
+class StyleGANTrain(settings.TrainConfig):
     batch_size: int = 32
     steps: int = 109375  # seed 003's 3,500 kimg at batch 32
 
@@ -107,11 +110,11 @@ def validate(cfg: Config) -> None:
     if len(widths) != wanted or min(widths) <= 0:
         raise ConfigError(f"model.channels needs {wanted} positive widths (4 to {size} px) at "
                           f"image_size {size}, got {cfg.model.channels!r}", "model.channels")
-    config.check_positive(cfg, ["model.w_dim", "model.mapping_layers", "model.mapping_lr_mul",
+    settings.check_positive(cfg, ["model.w_dim", "model.mapping_layers", "model.mapping_lr_mul",
                                 "model.mbstd_group", "stylegan.r1_every",
                                 "stylegan.ema_half_life"])
-    config.check_not_negative(cfg, ["stylegan.r1_gamma", "stylegan.ema_rampup"])
-    config.check_range(cfg, ["stylegan.mixing_prob", "stylegan.w_avg_beta"], 0.0, 1.0)
+    settings.check_not_negative(cfg, ["stylegan.r1_gamma", "stylegan.ema_rampup"])
+    settings.check_range(cfg, ["stylegan.mixing_prob", "stylegan.w_avg_beta"], 0.0, 1.0)
     if cfg.train.batch_size % cfg.model.mbstd_group:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be a multiple of "
                           f"model.mbstd_group {cfg.model.mbstd_group}", "train.batch_size")
@@ -148,6 +151,9 @@ SPEC = FamilySpec(
     plots=_plots,
     progress=_progress,
     capabilities=frozenset({"truncation", "style_mixing", "noise"}),
+    truncation_strip=TRUNCATION_STRIP,
+    style_count=lambda cfg: num_ws(cfg.model.image_size),
+    style_range=lambda cfg, name: ws_of(name, cfg.model.image_size),
     note=("Samples, grids and scores are the EMA generator's, with its per-layer noise fixed. "
           "Seed 003's FID 39.4 was measured with Inception features on 50,000 samples against "
           "its 19,000 training faces; fid_anime uses the shipped anime encoder on eval.samples "

@@ -151,6 +151,6 @@ if SPEC:
     sys.meta_path.insert(0, _AfterImport({
         "tensorflow.python.ops.gen_io_ops": _patch_merge,
         "tensorflow.python.lib.io.file_io": _patch_rename,
-        "keras_ganime.engine": _patch_engine("Engine"),
-        "keras_ganime.jax_engine": _patch_engine("JaxEngine"),
+        "keras_ganime.engines.tensorflow": _patch_engine("Engine"),
+        "keras_ganime.engines.jax": _patch_engine("JaxEngine"),
     }))

@@ -3,7 +3,7 @@
 The step is a pure function of the variables' values, the engine's state (random key, step
 counter, NaN and failure watch, the last values for gates) and the uint8 images held on the
 device: `keras.StatelessScope` lends the family's layers and optimizers those values, and the
-step returns the new ones. Its parts are TensorFlow's engine's (`engine.py`), in the same order:
+step returns the new ones. Its parts are tensorflow.py's, in the same order:
     draw     the family's random inputs, then the real batch's indices, from the step's key
     phases   each phase where due and while its gate holds, else NaN: whether its step is
              due (`start`, `every`) is known on the host, which compiles the step once for
@@ -42,21 +42,22 @@ from keras import StatelessScope
 from keras.src.backend.jax import nn as keras_jax_nn
 from keras.src.utils import module_utils
 
-from keras_ganime import checkpoints, engines, failure
-from keras_ganime.batches import to_float
-from keras_ganime.config import Config, ConfigError
+from keras_ganime.config import Config
 from keras_ganime.data import check_enough
-from keras_ganime.engines import (
+from keras_ganime.engines import checkpoints, common
+from keras_ganime.engines.common import (
     GRID_SEED,
     POLICIES,
     Sampling,
     build_family,
-    export_replacing,
     gate_open,
     step_conditions,
 )
+from keras_ganime.families import failure
 from keras_ganime.families.base import Build, Draws, Phase
-from keras_ganime.runs import RunError
+from keras_ganime.images.convert import to_float
+from keras_ganime.runs import RunError, export_replacing
+from keras_ganime.settings import ConfigError
 
 Values = list[jax.Array]
 # Keras asks for int64 counters (optimizers' iterations, the failure watch); without JAX's x64
@@ -196,7 +197,7 @@ class JaxEngine(Sampling):
     """A family, its variables' values and the engine's state: all a checkpoint holds."""
 
     def __init__(self, cfg: Config, images: np.ndarray) -> None:
-        engines.check(cfg, "jax")
+        common.check(cfg, "jax")
         check_enough(images, cfg.train.batch_size)
         self.cfg = cfg
         keras.utils.set_random_seed(cfg.train.seed)  # the initial weights

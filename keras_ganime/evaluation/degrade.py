@@ -12,7 +12,7 @@ Strength 0 returns the images unchanged; 1 is the strongest setting:
     checkerboard  a (-1)^(i+j) pattern of amplitude 48 * strength added, clipped: the
                   period-2 artifact of stride-2 transposed convolutions
     synthetic     a fraction `strength` of the images (chosen at random) replaced by the
-                  built-in synthetic faces (`synth.draw_faces`), as the FID paper's "ImageNet
+                  built-in synthetic faces (`draw_faces`), as the FID paper's "ImageNet
                   contamination"; replacement rather than an alpha blend, so every image in the
                   set stays a clean face of one kind or the other, as a generator's output would
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from keras_ganime import synth
+from keras_ganime.data.synthetic import draw_faces
 
 __all__ = ["DISTURBANCES", "ENCODER_DISTURBANCES", "degrade"]
 
@@ -124,7 +124,7 @@ def synthetic(images: np.ndarray, strength: float, seed: int = 0) -> np.ndarray:
     if count:
         rng = np.random.default_rng(seed)
         chosen = rng.choice(n, count, replace=False)
-        out[chosen] = synth.draw_faces(count, size=h, seed=seed)[0]
+        out[chosen] = draw_faces(count, size=h, seed=seed)[0]
     return out
 
 

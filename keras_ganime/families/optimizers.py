@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_ganime.config import OptimConfig
+from keras_ganime.settings import OptimConfig
 
 
 def build_optimizer(cfg: OptimConfig, loss_scale: bool = False,

@@ -1,5 +1,5 @@
 """TensorFlow's training engine: one compiled step for any family, on one device or under a
-strategy (`jax_engine.py` is JAX's; `engines.py` chooses).
+strategy (`jax.py` is JAX's; the package's `create` chooses).
 
 It owns what every family shares: the step counter, the random generator (`tf.random.Generator`,
 checkpointed), the real-image sampler (uint8 images held on the device), the NaN watch and the
@@ -30,20 +30,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ganime import checkpoints, distribute, failure
-from keras_ganime.batches import to_float
-from keras_ganime.config import Config, ConfigError, TrainConfig
+from keras_ganime.config import Config
 from keras_ganime.data import check_enough
-from keras_ganime.engines import (
+from keras_ganime.engines import checkpoints, distribute
+from keras_ganime.engines.common import (
     GRID_SEED,
     POLICIES,
     Sampling,
     build_family,
     due_conditions,
-    export_replacing,
     gate_open,
 )
+from keras_ganime.families import failure
 from keras_ganime.families.base import Build, Draws, Phase
+from keras_ganime.images.convert import to_float
+from keras_ganime.runs import export_replacing
+from keras_ganime.settings import ConfigError, TrainConfig
 
 
 def use_xla(cfg: TrainConfig) -> bool:
@@ -349,5 +351,5 @@ class Engine(Sampling):
         return self.family.export_suffix
 
     def export(self, path: Path) -> None:
-        """The family's export, written beside and renamed (engines.export_replacing)."""
+        """The family's export, written beside and renamed (runs.export_replacing)."""
         export_replacing(path, self.family.export)

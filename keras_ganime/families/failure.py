@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keras import ops
 
-from keras_ganime.config import Config
+if TYPE_CHECKING:
+    from keras_ganime.config import (
+        Config,  # the whole run's settings; config.py builds on the families
+    )
 
 
 @dataclass(frozen=True)

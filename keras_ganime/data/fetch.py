@@ -16,7 +16,7 @@ Nothing half-written is ever left under a final name: the download goes to OUT.z
 failure so the next run resumes it) and the unzipped folder to FOLDER.part, each renamed when
 complete; the HDF5 file is written atomically by `prepare`.
 
-No TensorFlow here, as in data.py.
+No TensorFlow here, as in the rest of data/.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""A family's generator for sampling: opened from a run's checkpoint, its latents, its images.
+"""A run's generator, restored for sampling: the family built as a sampler needs it, and its
+networks read from the run's newest readable checkpoint.
 
-The library half of `generate`, used by the loop, evaluate, generate and the tests. TensorFlow is
+Used by evaluate, generate and the tests; the latents are `engines.latents` and the images
+`images.convert.render`. TensorFlow is
 imported inside the functions, so that the command lines that import this module check their
 arguments first. A checkpoint of either engine's format is read on the backend that wrote it; the
 JAX engine's archives (`checkpoints.py`) on either.
@@ -11,17 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from keras_ganime.config import Config
 
 if TYPE_CHECKING:
-    import keras
-
     from keras_ganime.families.base import Family
-
-BATCH = 256  # latent vectors per generator call: bounds memory for a large n
-
 
 class SamplingError(Exception):
     """A generator that cannot be opened; its message is one line naming the file."""
@@ -29,14 +24,14 @@ class SamplingError(Exception):
 
 def build(cfg: Config) -> Family:
     """The run's family with Keras's own layers in float32, as a sampler needs it."""
-    from keras_ganime.engines import build_family
+    from keras_ganime.engines.common import build_family
 
     return build_family(cfg)
 
 
 def latest_checkpoint(run: Path) -> str:
     """The run's newest checkpoint that reads completely (checkpoints.newest_readable)."""
-    from keras_ganime.checkpoints import newest_readable
+    from keras_ganime.engines.checkpoints import newest_readable
     from keras_ganime.runs import RunError
 
     try:
@@ -50,7 +45,7 @@ def latest_checkpoint(run: Path) -> str:
 
 def restore(family: Family, checkpoint: str) -> None:
     """The family's sampling networks from a checkpoint (the rest of it is not wanted here)."""
-    from keras_ganime import checkpoints, engines
+    from keras_ganime.engines import checkpoints, common
 
     if checkpoint.endswith(checkpoints.NPZ):
         arrays, _ = checkpoints.read_npz(checkpoint)
@@ -61,7 +56,7 @@ def restore(family: Family, checkpoint: str) -> None:
             raise SamplingError(f"{e}: it does not fit the {family.spec.name} networks that "
                                 f"config.toml describes") from None
         return
-    if engines.backend() != "tensorflow":
+    if common.backend() != "tensorflow":
         raise SamplingError(f"{checkpoint}: a TensorFlow checkpoint, which only the "
                             f"TensorFlow backend reads; run with KERAS_BACKEND=tensorflow")
     import tensorflow as tf
@@ -72,24 +67,3 @@ def restore(family: Family, checkpoint: str) -> None:
     except (AssertionError, ValueError):
         raise SamplingError(f"{checkpoint}: does not fit the {family.spec.name} networks that "
                             f"config.toml describes") from None
-
-
-def latents(family: Family, seed: int, n: int) -> np.ndarray:
-    """n latents drawn as in training, the same for the same seed and backend, in the sampler's
-    shape."""
-    from keras_ganime.engines import generator
-
-    return np.asarray(family.latents(generator(seed), n))
-
-
-def render(model: keras.Model, z: np.ndarray) -> np.ndarray:
-    """Latents -> (n, size, size, 3) uint8 images, with BatchNorm in inference mode."""
-    import keras
-
-    from keras_ganime.batches import to_uint8
-
-    z = z.astype(np.float32)
-    # On JAX a model called eagerly dispatches op by op; predict_on_batch compiles it.
-    call = model.predict_on_batch if keras.backend.backend() == "jax" else (
-        lambda x: model(x, training=False))
-    return np.concatenate([to_uint8(call(z[i:i + BATCH])) for i in range(0, len(z), BATCH)])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from keras_ganime.config import ConfigError
+from keras_ganime.settings import ConfigError
 
 
 @functools.cache

@@ -4,7 +4,7 @@ of generated faces against real ones.
 Extractors (`get_extractor(name)`), each mapping uint8 (N, H, W, 3) images of any size to float32
 features (N, D), in batches:
     anime      the project's anime-face encoder (`encoder.py`), D = 256, from the weights that
-               ship in keras_ganime/weights/; images resized to 64x64
+               ship in keras_ganime/evaluation/weights/; images resized to 64x64
     inception  InceptionV3's pool3 (include_top=False, pooling="avg"), D = 2048, from a weights
                file that the user names (nothing is downloaded); images resized to 299x299
 
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_ganime import encoder, metric_names, metrics
+from keras_ganime import metric_names
+from keras_ganime.evaluation import encoder, metrics
 from keras_ganime.metric_names import EXTRACTORS
 
 __all__ = ["Extractor", "FeatureError", "compute_metrics",
@@ -101,7 +102,7 @@ def anime_extractor(weights: str | Path | None = None) -> Extractor:
         raise FeatureError(f"{weights}: no such file; the anime encoder's weights ship with the "
                            "package: reinstall it from where it came (pip install "
                            "--force-reinstall --no-deps . in its clone, or git+URL) or retrain "
-                           "them (python -m keras_ganime.encoder --data FOLDER)")
+                           "them (python -m keras_ganime.evaluation.encoder --data FOLDER)")
     model = encoder.build_model()
     try:
         with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The training loop around an engine's `train_step` (`engines.py`: TensorFlow's or JAX's), and
+"""The training loop around an engine's `train_step` (`common.py`: TensorFlow's or JAX's), and
 the run directory it trains in.
 
 It draws nothing and computes nothing of its own: it runs steps, pulls the family's values to the
@@ -26,13 +26,16 @@ from typing import Any, Self
 import numpy as np
 from tqdm import tqdm
 
-from keras_ganime import checkpoints, engines, families, viz
 from keras_ganime import config as config_lib
+from keras_ganime import families
 from keras_ganime.config import Config
-from keras_ganime.evaluate import Evaluator
-from keras_ganime.failure import metric_failure
+from keras_ganime.engines import checkpoints, common
+from keras_ganime.engines.protocol import Engine
+from keras_ganime.evaluation.scorer import Evaluator
+from keras_ganime.families.failure import metric_failure
+from keras_ganime.images import viz
 from keras_ganime.runs import RUN_FORMAT, RunDir, Stop, atomic_write, new_run_dir, package_version
-from keras_ganime.scalars import ScalarWriter
+from keras_ganime.training.scalars import ScalarWriter
 
 GRID_SAMPLES = 64
 # loss.csv and loss.png are rewritten whole (atomically): at most this often, so that they stay
@@ -94,7 +97,7 @@ class Loop:
     checkpoint if it has one, scored by `evaluator` every eval.every steps and at each milestone.
     """
 
-    def __init__(self, engine: Any, run: RunDir, progress: bool = True,
+    def __init__(self, engine: Engine, run: RunDir, progress: bool = True,
                  evaluator: Evaluator | None = None) -> None:
         self.engine, self.run, self.evaluator = engine, run, evaluator
         clear_debris(run)  # a process killed mid-write left it; nothing else ever would
@@ -313,7 +316,7 @@ def new_run(cfg: Config) -> RunDir:
     atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
     run.write_json("run.json", {"status": "created", "step": 0, "argv": sys.argv,
                                 "keras_ganime": package_version(), "run_format": RUN_FORMAT,
-                                **engines.versions()})
+                                **common.versions()})
     return run
 
 
@@ -327,7 +330,7 @@ def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[Ru
                 atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
             yield run
         return
-    from keras_ganime import distribute  # TensorFlow's multi-worker cluster only
+    from keras_ganime.engines import distribute  # TensorFlow's multi-worker cluster only
 
     path = distribute.worker_dir(resume, config_lib.to_toml(cfg))
     try:
