@@ -176,9 +176,10 @@ def walk(base: np.ndarray, index: int, steps: int) -> np.ndarray:
 
 def manipulation(base: np.ndarray, components: list[int], factors: np.ndarray,
                  cumulative: bool = False) -> np.ndarray:
-    """Seed 003's latent-manipulation figure: one row per component, base with that component
-    multiplied by each factor. `cumulative` is the seed's code, which never resets its mask
-    between rows: each earlier row's component stays multiplied by the last factor."""
+    """The latent-manipulation figure of "GAN Versus: Anime Faces": one row per component, base
+    with that component multiplied by each factor. `cumulative` is the report's code, which never
+    resets its mask between rows: each earlier row's component stays multiplied by the last
+    factor."""
     mask = np.ones_like(base)
     rows = []
     for c in components:
@@ -205,7 +206,8 @@ def parse_components(text: str, latent_dim: int) -> list[int]:
 
 
 def default_components(latent_dim: int) -> str:
-    """Seed 003's: components 1, 11, ..., 91 (0-based; its prose says 1st, 10th, ..., 90th)."""
+    """The GAN Versus report's: components 1, 11, ..., 91 (0-based; its prose says 1st, 10th,
+    ..., 90th)."""
     return ",".join(str(c) for c in range(1, min(latent_dim, MANIPULATE_END), 10))
 
 
@@ -249,16 +251,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help=f"{ROWS} rows, each scaling latent component I by -{WALK_SCALE:g} "
                            f"to {WALK_SCALE:g}")
     mode.add_argument("--manipulate", action="store_true",
-                      help="seed 003's figure: one fixed z, a row per component (--components), "
+                      help="the GAN Versus report's figure: one fixed z, a row per component "
+                           "(--components), "
                            f"each multiplied by -{WALK_SCALE:g} to {WALK_SCALE:g}")
     p.add_argument("--components", metavar="I,J,...",
                    help="--manipulate's components (default 1,11,...,91)")
     p.add_argument("--cumulative", action="store_true",
-                   help="--manipulate as seed 003's code does it: earlier rows' components stay "
+                   help="--manipulate as the GAN Versus report's code does it: earlier rows' "
+                        "components stay "
                         f"multiplied by {WALK_SCALE:g}")
     mode.add_argument("--truncation-strip", action="store_true",
                       help=f"StyleGAN: {ROWS} rows of faces, a column per psi in {strip} "
-                           "(seed 003's Fig. 8)")
+                           "(the GAN Versus report's Fig. 8)")
     mode.add_argument("--style-mix", metavar="LAYERS",
                       help="StyleGAN: source faces along the top, destination faces down the "
                            "side, each cell the destination with the source's styles at the "

@@ -1,7 +1,7 @@
 """The GPU check: the reference on Keras's JAX backend, measured and trained in one call;
 `python -m keras_ganime.gpu_check --out DIR [--tiny]`.
 
-Made for the GPU machines this project is lent, which have JAX but no TensorFlow and no package
+Made for a GPU machine with JAX but no TensorFlow and no package
 registry: `make gpu-wheels` fetches here the pure-Python wheels that Keras needs there
 (build/wheels/), and the device runs, from the repository's root,
 

@@ -7,8 +7,8 @@ Runs are grouped by experiment (output.name); several seeds of one experiment ar
 their mean and spread. Per experiment the page shows the loss curves (as the paper's Figures 3, 5
 and 7), the fixed-noise grids at the chosen steps side by side (as its Figures 2, 4 and 6), the
 metric curves, a table of the measured numbers next to the source's words, and per run the
-losses and D's real and fake scores at a few steps (as seed 002's table). The page links
-only to PNG files written beside it, so the folder can be copied anywhere.
+losses and D's real and fake scores at a few steps (as the table of Anik et al.'s report). The
+page links only to PNG files written beside it, so the folder can be copied anywhere.
 """
 
 from __future__ import annotations
@@ -153,9 +153,10 @@ SCORE_ROWS = 6
 
 def score_rows(losses: list[dict[str, float]], scores: Callable[[Mapping[str, float]],
                dict[str, float] | None] | None) -> list[dict[str, float]]:
-    """The family's score table of a run (FamilySpec.scores: seed 002's for a DCGAN), each row
-    of one logged step (as the seed's per-epoch lines are of the epoch's last batch), at up to
-    SCORE_ROWS logged steps spread evenly, the last included; [] for a family without one."""
+    """The family's score table of a run (FamilySpec.scores: for a DCGAN, Anik et al.'s per-epoch
+    line), each row of one logged step (as the report's per-epoch lines are of the epoch's last
+    batch), at up to SCORE_ROWS logged steps spread evenly, the last included; [] for a family
+    without one."""
     if not losses or scores is None or scores(losses[0]) is None:
         return []
     picks = sorted({round(i * (len(losses) - 1) / (SCORE_ROWS - 1)) for i in range(SCORE_ROWS)})

@@ -64,7 +64,7 @@ class TrainConfig:
     steps: int = 100000
     seed: int = 0
     # Speed only; the maths stay the reference's except under mixed precision.
-    jit_compile: str = "auto"  # XLA: on | off | auto (chosen per device and batch; see README)
+    jit_compile: str = "auto"  # XLA: on | off | auto (per device and batch: docs/performance.md)
     mixed_precision: str = "off"  # off | bfloat16 | float16 (with loss scaling); for GPUs
     fused_batchnorm: bool = True  # TensorFlow's fused kernel for Keras's BatchNorm maths
     # tf.distribute: none | mirrored (the GPUs of one machine) | multiworker (cluster in TF_CONFIG)

@@ -1,13 +1,14 @@
-"""Train any configuration of any family; `python -m keras_ganime.train`.
+"""Train a GAN on anime faces: the reference DCGAN by default, or an experiment by name.
 
-    python -m keras_ganime.train [--config experiments/NAME.toml] [--set section.key=value ...]
-                                 [--steps N] [--data PATH] [--seed N] [--resume RUN_DIR]
-                                 [--backend tensorflow|jax] [--dry-run]
+    python -m keras_ganime.train [--config NAME|FILE.toml] [--set section.key=value ...]
+                                 [--steps N] [--data FILE.h5] [--seed N] [--backend jax]
+    python -m keras_ganime.train --resume runs/00003-batch16 [--steps N]
     python -m keras_ganime.train --list
 
-The settings are resolved and checked before Keras's backend loads, so a bad one costs one line
-and no start-up; then `training/` trains in a new numbered run directory, or in the one resumed,
-with the engine of the backend (TensorFlow by default; KERAS_BACKEND or --backend).
+Each run goes into a new numbered folder under runs/ (output.runs_dir): its settings, losses,
+sample grids, checkpoints and generator. Without --data it trains on the built-in synthetic
+faces; `python -m keras_ganime.data prepare` makes a dataset of any folder of images. A bad
+setting or file is one line, before anything starts; --dry-run prints every setting as TOML.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from keras_ganime.settings import ConfigError
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="experiment TOML (default: the dataclass defaults, which "
-                                    "experiments/default.toml states)")
+    p.add_argument("--config", metavar="NAME|FILE.toml",
+                   help="an experiment by name (--list shows them) or a TOML file of settings "
+                        "(default: the reference, as experiments/default.toml states it)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting; repeatable")
     p.add_argument("--steps", type=int, help="total mini-batches (train.steps)")
@@ -47,11 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def experiment_list() -> str:
     """One line per experiment file: its name (for --config and make exp-NAME), what it changes
-    and what the paper reports of it."""
+    and what its source (the paper, unless it names another) reports of it."""
     known = config_lib.experiments()
     width = max(map(len, known))
-    return "\n".join(f"{name:<{width}}  {e.description}" + (f" (paper: {e.paper})" if e.paper
-                                                             else "")
+    return "\n".join(f"{name:<{width}}  {e.description}" + (
+        f"\n{'':<{width}}  {e.source or 'the paper'} reports: {e.paper}" if e.paper else "")
                      for name, e in known.items())
 
 

@@ -8,8 +8,8 @@ every file of the folder byte-identical afterwards (run directories included), w
 written but a skip's HDF5 file. Most fail before TensorFlow loads, which is checked too; the
 line is matched whole, "…" standing for text that varies (paths, library wording, a port).
 
-The README's table "Bad input: what you see" is made from CASES (`python -m
-tests.test_bad_input` prints it), and a test keeps the two equal.
+The table in docs/errors.md is made from CASES (`python -m tests.test_bad_input` prints it), and
+a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def closed_port(root: Path) -> dict[str, Any]:
 class Case:
     id: str
     category: str  # one of CATEGORIES
-    input: str  # the bad input, in words (the README's table)
+    input: str  # the bad input, in words (the table in docs/errors.md)
     make: Callable[[Path], Any]  # writes it under root/in; may return {"port": ...}, {"hold": f}
     command: str  # after `python -m keras_ganime.`, run in root
     seen: str  # the one line the user sees, "…" for text that varies
@@ -404,7 +404,7 @@ def test_every_input_the_issue_names_is_tried() -> None:
 
 
 def readme_table() -> str:
-    """The README's table of the cases, with their count."""
+    """The table of the cases in docs/errors.md, with their count."""
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
@@ -416,8 +416,8 @@ def readme_table() -> str:
                       "| --- | --- | --- | --- |", *rows])
 
 
-def test_the_readme_table_is_made_from_the_cases() -> None:
-    assert readme_table() in (ROOT / "README.md").read_text()
+def test_the_docs_table_is_made_from_the_cases() -> None:
+    assert readme_table() in (ROOT / "docs" / "errors.md").read_text()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The other DCGANs of the seeds (experiments/seed00N.toml, carpedm20*.toml): their networks
+"""The other sources' DCGANs (experiments/seed00N.toml, carpedm20*.toml): their networks
 against hand counts, layer by layer, and the step settings they need against hand computations:
 the loss forms, D stepped once on the sum, the D skip of the paper's section 3.4, G stepped
 twice, G on D's very fakes, D's statistics in G's step, L2, the latent distributions and the
@@ -45,8 +45,8 @@ def d_layers(k: int, bias: bool, first_bn: bool, head: str) -> list[tuple[int, i
     return [*out, conv(4, 512, 1, bias) if head == "conv" else dense(4 * 4 * 512, 1)]
 
 
-# Per preset: G's and D's layers by formula, and the totals (trainable, Keras total) of
-# reference/dcgan-presets.md, counted there by hand.
+# Per preset: G's and D's layers by formula, and the totals (trainable, Keras total), counted by
+# hand from the sources' layer tables.
 PRESETS = {
     "seed001": (g_layers(100, 4, True, "transpose"), d_layers(4, True, False, "dense"),
                 (3_577_667, 3_579_587), (2_766_529, 2_768_321)),

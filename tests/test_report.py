@@ -89,8 +89,9 @@ def test_chosen_steps(runs_dir):
     assert chosen_steps(runs, [5, 100]) == [3, 6]
 
 
-def test_a_seed_preset_is_quoted_as_its_seed():
-    assert who_says("seed002") == "seed 002 (Jovian notebook 06b-anime-dcgan)"
+def test_another_sources_preset_is_quoted_as_that_source():
+    assert who_says("seed002") == ("Anik et al., \"Automatic Anime Characters Creation with GANs\" "
+                                   "(Jovian's notebook 06b-anime-dcgan)")
     assert who_says("batch16") == "the paper" == who_says("carpedm20-dskip")
     assert "real score 0.968" in experiments()["seed002"].paper
 

@@ -106,7 +106,7 @@ def test_parameter_counts_per_layer(experiment, extra):
 
 
 def test_the_lite_layout_counts_as_the_reference_sheet():
-    """reference/stylegan-lite.md: synthesis 4,955,352; with 2 mapping layers 5,480,664, with 4
+    """By hand, layer by layer: synthesis 4,955,352; with 2 mapping layers 5,480,664, with 4
     6,005,976."""
     for layers, total in ((2, 5_480_664), (4, 6_005_976)):
         cfg = config_lib.load("stylegan-lite", [f"model.mapping_layers={layers}"]).model
@@ -544,10 +544,10 @@ def test_evaluate_animate_and_report_on_a_stylegan_run(stylegan_run, tmp_path, c
     assert animate.main([str(stylegan_run)]) == 0
     assert report.main(["--runs", str(stylegan_run.parent), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
-    assert "Seed 003&#x27;s FID 39.4 was measured with Inception features" in page
+    assert "The GAN Versus report&#x27;s FID 39.4 was measured with Inception features" in page
     # a preset's source, as its file writes it (NVlabs, not nvlabs)
     assert report.sentence_case(report.who_says("stylegan-lite")) == (
-        "Seed 003 (NVlabs StyleGAN), made small")
+        "\"GAN Versus: Anime Faces\" (NVlabs' StyleGAN), made small")
 
 
 @pytest.mark.long

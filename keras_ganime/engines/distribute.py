@@ -34,7 +34,7 @@ def strategy(kind: str) -> tf.distribute.Strategy | None:
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("train.distribute = multiworker needs the cluster in TF_CONFIG "
-                              "(see README, Distributed training)")
+                              "(see docs/backends.md)")
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as e:

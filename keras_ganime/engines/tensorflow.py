@@ -50,7 +50,7 @@ from keras_ganime.settings import ConfigError, TrainConfig
 
 def use_xla(cfg: TrainConfig) -> bool:
     """`auto`: XLA on a GPU only. On the 2-core CPU the reference step under XLA was measured 8x
-    slower than without it (README, Performance)."""
+    slower than without it (docs/performance.md)."""
     if cfg.jit_compile != "auto":
         return cfg.jit_compile == "on"
     return bool(tf.config.list_logical_devices("GPU"))

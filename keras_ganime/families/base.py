@@ -48,8 +48,8 @@ class FamilySpec:
     truncation_strip: tuple[float, ...] = ()
     style_count: Callable[[Any], int] | None = None
     style_range: Callable[[Any, str], tuple[int, int]] | None = None
-    # One logged row -> the report's score table's columns (seed 002's per-epoch line: G's loss,
-    # D's, D's mean outputs), or None where the row lacks them; None: no table for the family.
+    # One logged row -> the report's score table's columns (a DCGAN's: Anik et al.'s per-epoch
+    # line: G's loss, D's, D's mean outputs), or None where the row lacks them; None: no table.
     scores: Callable[[Mapping[str, float]], dict[str, float] | None] | None = None
     # Settings make bench sets so that every phase runs from the first step that it times
     # (the DCGAN's D-only warm-up off).

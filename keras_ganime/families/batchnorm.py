@@ -3,7 +3,7 @@
 Keras 3 normalises a batch with a dozen element-wise ops forward and more backward; TensorFlow's
 FusedBatchNormV3 does it in one op each way (oneDNN's kernel on a CPU, cuDNN's on a GPU). At
 batch 64 on 2 CPU cores, Keras's ops took about 8% of the training step's kernel time, the
-fused kernel about 3% (README, Performance). The maths is Keras's, the moving variance
+fused kernel about 3% (docs/performance.md). The maths is Keras's, the moving variance
 included: the kernel returns the unbiased batch variance, and Keras's layer averages the biased
 one (`tests/test_batchnorm.py` compares the two layers). Inference, masks and synchronised
 statistics (tf.distribute) are Keras's own code.

@@ -1,5 +1,5 @@
 """The BEGAN family's settings: carpedm20/BEGAN-tensorflow's defaults, which the paper's section
-3.3 ran (`reference/began.md`; experiments/began*.toml are the paper's runs).
+3.3 ran (docs/began.md; experiments/began*.toml are the paper's runs).
 
 The family owns [began] (the equilibrium and the learning-rate schedule), extends [model] with
 the networks' widths, [train] and both optimizers with the repo's defaults, and [failure] with

@@ -5,7 +5,7 @@ up-sampling blocks from the generator and down-sampling blocks from the discrimi
 tests run fast on the same code. One step does what the reference's Keras 2.0 loop did, in its
 order: D on reals (`d_loss1`), D on fakes (`d_loss0`) as a separate update, then G through D
 with the real targets (`g_loss`), G being left alone during the first `warmup_steps`.
-Settings (`dcgan_settings.py`) make the other DCGANs of the seeds from the same code: a Dense
+Settings (`dcgan_settings.py`) make the other sources' DCGANs from the same code: a Dense
 stem, a conv head, 5x5 kernels, ReLU in G, PyTorch's BCELoss or BCE on logits, D stepped once
 on the sum of its losses, G on a fresh z or on D's very fakes, G stepped twice, D's update
 skipped while G's loss is far above D's (a held phase: its losses still computed), L2.

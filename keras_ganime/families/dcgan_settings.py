@@ -2,8 +2,8 @@
 
 The family owns [labels], extends [model] with its networks' keys, [train] with the form of the
 loss and of the step (the warm-up, how D and G are updated, the paper's section 3.4 tricks), and
-[failure] with the loss watch's limits. The other DCGANs of the seeds are these settings
-(`experiments/seed00N.toml`, `experiments/carpedm20*.toml`; `reference/dcgan-presets.md`).
+[failure] with the loss watch's limits. The other sources' DCGANs are these settings
+(`experiments/seed00N.toml`, `experiments/carpedm20*.toml`; docs/dcgan.md).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _progress(cfg: Any) -> dict[str, str]:
 
 
 def _scores(row: Mapping[str, float]) -> dict[str, float] | None:
-    """Seed 002's per-epoch line of one logged step: G's loss, D's (on reals plus on fakes), and
+    """Anik et al.'s per-epoch line of one logged step: G's loss, D's (on reals plus on fakes), and
     D's mean output on reals and on fakes."""
     if "real_score" not in row:
         return None

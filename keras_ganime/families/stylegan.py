@@ -1,4 +1,5 @@
-"""StyleGAN: StyleGAN2 as stylegan2-ada configures it at 64x64, seed 003's comparison.
+"""StyleGAN: StyleGAN2 as stylegan2-ada configures it at 64x64, as "GAN Versus: Anime Faces"
+compared it.
 
 G maps z, normalised, through a few equalised dense layers (learning rate x 0.01) to w, the
 style; the synthesis network starts from a learned 4x4 constant and, at each resolution, runs

@@ -1,5 +1,5 @@
 """The StyleGAN family's settings: StyleGAN2 (NVlabs, as stylegan2-ada configures it at 64x64)
-without progressive growing, the comparison of seed 003 (`reference/stylegan-lite.md`;
+without progressive growing, as "GAN Versus: Anime Faces" compared it (docs/stylegan.md;
 experiments/stylegan-*.toml are its presets).
 
 The family owns [stylegan] (the regularisers and the averages), extends [model] with the
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from keras_ganime.config import Config  # the whole run's settings; config.py builds on these
 
 # The named layer ranges of a style-mixing grid, by the resolutions (px) their styles drive, as
-# NVlabs' figure groups them (seed 003's prose calls its 8x8 layers "middle").
+# NVlabs' figure groups them (the GAN Versus report calls its 8x8 layers "middle").
 MIX_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1024)}
-TRUNCATION_STRIP = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # the psi of seed 003's Fig. 8 (v1's)
+# The psi of the GAN Versus report's Fig. 8 (v1's).
+TRUNCATION_STRIP = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class StyleGANConfig:
 @dataclass
 class StyleGANTrain(settings.TrainConfig):
     batch_size: int = 32
-    steps: int = 109375  # seed 003's 3,500 kimg at batch 32
+    steps: int = 109375  # the GAN Versus report's 3,500 kimg at batch 32
 
 
 def _optim() -> OptimConfig:
@@ -143,7 +144,7 @@ def _progress(cfg: Any) -> dict[str, str]:
 SPEC = FamilySpec(
     name="stylegan",
     module="keras_ganime.families.stylegan",
-    description="StyleGAN2 at 64x64 without progressive growing, seed 003's comparison",
+    description="StyleGAN2 at 64x64 without progressive growing, as NVlabs' StyleGAN",
     sections={"model": StyleGANModel, "stylegan": StyleGANConfig, "train": StyleGANTrain,
               "d_optim": _optim, "g_optim": _optim},
     validate=validate,
@@ -155,7 +156,7 @@ SPEC = FamilySpec(
     style_count=lambda cfg: num_ws(cfg.model.image_size),
     style_range=lambda cfg, name: ws_of(name, cfg.model.image_size),
     note=("Samples, grids and scores are the EMA generator's, with its per-layer noise fixed. "
-          "Seed 003's FID 39.4 was measured with Inception features on 50,000 samples against "
-          "its 19,000 training faces; fid_anime uses the shipped anime encoder on eval.samples "
-          "images: the two numbers are not on one scale."),
+          "The GAN Versus report's FID 39.4 was measured with Inception features on 50,000 "
+          "samples against its 19,000 training faces; fid_anime uses the shipped anime encoder "
+          "on eval.samples images: the two numbers are not on one scale."),
 )
