@@ -1,5 +1,6 @@
 """Settings: TOML files, overrides, validation, and the command line's dry run and errors."""
 
+import itertools
 import subprocess
 import sys
 import tomllib
@@ -69,6 +70,7 @@ def test_overrides_and_types():
     ("train.batchsize=3", "unknown setting 'train.batchsize'"),
     ("nosuch.key=3", "unknown setting 'nosuch.key'"),
     ("model.image_size=0", "model.image_size must be positive"),
+    ("model.filters=0", "model.filters must be positive"),
     ("model.image_size=48", "model.image_size must be a power of two"),
     ("train.batch_size=-4", "train.batch_size must be positive"),
     ("d_optim.name=rmsprop", "d_optim.name must be one of adam, adamax, sgd"),
@@ -160,10 +162,18 @@ def test_an_experiment_table_holds_only_what_it_should(tmp_path):
 
 
 def test_list_names_every_experiment_file(capsys):
+    """A line per experiment, and under it, indented, what its source reports of it."""
     assert main(["--list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == list(config_lib.experiments())
-    assert any(line.startswith("batch16") and "Ran much faster" in line for line in out)
+    assert [line.split()[0] for line in out if not line.startswith(" ")] == list(
+        config_lib.experiments())
+    said = dict(itertools.pairwise(out))
+    assert said[next(line for line in out if line.startswith("batch16 "))].split() == [
+        "the", "paper", "reports:", "Ran", "much", "faster;", "images", "about", "as", "good",
+        "as", "batch", "64."]
+    seed001 = next(line for line in out if line.startswith("seed001 "))
+    assert said[seed001].lstrip().startswith("the Keras blog's DCGAN (\"Generating new Anime "
+                                             "faces with DCGAN\") reports: Faces within")
 
 
 def test_the_family_is_resolved_first_and_owns_its_settings(tmp_path):

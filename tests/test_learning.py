@@ -18,13 +18,23 @@ images per set; SWD before -> after, and the control, as a share of before), see
     carpedm20-l2         300    183.0 -> 110.4 (0.60), 1.00     182.8 -> 112.4 (0.61), 1.00
     carpedm20-dskip-l2   600    183.0 -> 88.1 (0.48), 1.00      182.8 -> 127.4 (0.70), 1.00
 
+    at half width (model.filters=32; measured 2026-12-07 on the current code):
+    seed003              600    188.2 -> 111.6 (0.59), 1.00     174.9 -> 85.0 (0.49), 1.00
+    carpedm20            300    199.0 -> 85.7 (0.43), 1.00      181.6 -> 106.8 (0.59), 1.00
+    carpedm20-dskip      600    199.0 -> 106.4 (0.53), 1.00     181.6 -> 95.5 (0.53), 1.00
+    carpedm20-l2         300    199.0 -> 103.6 (0.52), 1.00     181.6 -> 146.1 (0.80), 1.00
+    carpedm20-dskip-l2   600    199.0 -> 128.0 (0.64), 1.00     181.6 -> 136.4 (0.75), 1.00
+      (D's updates the D skip left out over 600 steps, seed 0: 22.3% for carpedm20-dskip,
+      21.8% with L2; the test asserts that a D skip fires)
+
     stylegan-lite        600    121.3 -> 74.0 (0.61), 1.00      122.7 -> 77.7 (0.63), 1.00
       (at the test size: 32 px, widths 64, 64, 64, 32, z = w = 64; scored by its EMA G)
     began64 (n = 32)    1000    119.0 -> 92.9 (0.78), 1.00      122.6 -> 94.8 (0.77), 1.00
       (SWD at the finest level alone: test_began_learns_fine_detail_and_its_frozen_g_does_not)
 
-The closest trained run sits 0.06 below the margin (carpedm20-dskip, seed 1), every control
-0.15 above it. seed003 and the D-skip variants get 600 steps: at 300, seed003's seed 1 reached
+The closest trained run sits 0.05 below the margin (carpedm20-l2 at half width, seed 1), every
+control 0.15 above it. The presets at half width run so in the test (HALF_WIDTH, below).
+seed003 and the D-skip variants get 600 steps: at 300, seed003's seed 1 reached
 only 0.89 (measured before BCELoss's gradient became PyTorch's, families/dcgan.py), and both
 D-skip variants got worse first (1.13 and 1.26 on seed 0), their G running ahead of a D that
 skipped a third of its updates. seed004 is seed002 at another batch size and
@@ -96,11 +106,14 @@ def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
     return family
 
 
-def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS) -> Family:
+def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS
+            ) -> tuple[Family, dict[str, float]]:
+    """The family after `steps` steps, calibrated, and the last step's values."""
     gan = engines.create(cfg, images)
     for _ in range(steps):
-        gan.train_step()
-    return calibrated(gan.family, gan.rng, cfg.train.batch_size)
+        values = gan.train_step()
+    last = {name: float(value) for name, value in values.items()}
+    return calibrated(gan.family, gan.rng, cfg.train.batch_size), last
 
 
 def finest_swd(evaluator: Evaluator, family: Family) -> float:
@@ -117,10 +130,11 @@ def finest_swd(evaluator: Evaluator, family: Family) -> float:
 
 def swd_before_after_control(experiment: str | None, seed: int, steps: int = STEPS,
                              samples: int = 500, extra: tuple[str, ...] = (),
-                             finest: bool = False) -> tuple[float, float, float]:
+                             finest: bool = False) -> tuple[float, float, float, float | None]:
     """SWD of the untrained generator, after STEPS steps, and after STEPS steps with G's
     updates vanishing, for an experiment's layers, initializers, loss and optimizers at 32 px and
-    batch 16 on the built-in faces; `finest`: at the pyramid's finest level alone."""
+    batch 16 on the built-in faces; `finest`: at the pyramid's finest level alone. Last, the
+    share of D's updates the D skip left out in the trained run (None without a D skip)."""
     settings = [*SETTINGS, f"train.seed={seed}", f"eval.samples={samples}", *extra]
     cfg = config_lib.load(experiment, settings)
     images = load_images("", cfg.data.synth_n, cfg.model.image_size)
@@ -131,18 +145,23 @@ def swd_before_after_control(experiment: str | None, seed: int, steps: int = STE
 
     untrained = engines.create(cfg, images)
     before = score(calibrated(untrained.family, untrained.rng, 16))
-    after = score(trained(cfg, images, steps))  # the same initial weights
+    family, last = trained(cfg, images, steps)  # the same initial weights
+    after = score(family)
     frozen_g = config_lib.load(experiment, [*settings, "g_optim.learning_rate=1e-12"])
-    control = score(trained(frozen_g, images, steps))
+    control = score(trained(frozen_g, images, steps)[0])
+    skipped = last.get("d_skipped")
     print(f"{experiment or 'default'} seed {seed}: SWD before {before:.1f}, after {steps} steps "
-          f"{after:.1f}, G's steps vanishing {control:.1f}")
-    return before, after, control
+          f"{after:.1f}, G's steps vanishing {control:.1f}"
+          + ("" if skipped is None else f"; D's updates skipped: {skipped:.1%}"))
+    return before, after, control, skipped
 
 
-def check(before: float, after: float, control: float) -> None:
+def check(before: float, after: float, control: float, skipped: float | None = None) -> None:
     assert np.isfinite(after)
     assert after < MARGIN * before, f"SWD {before:.1f} -> {after:.1f}"
     assert control >= MARGIN * before, f"the control learned: {before:.1f} -> {control:.1f}"
+    # A D-skip preset whose skip never fired would test only the step without it.
+    assert skipped is None or skipped > 0, "the D skip never fired"
 
 
 # Experiment -> steps; the margin and the figures above. The longest tests come first, in the
@@ -155,10 +174,19 @@ IN_THE_DEFAULT_RUN = "seed001"
 STYLEGAN_STEPS = 600
 
 
+# The costliest presets at half their width (model.filters 32 for every source's 64: a quarter
+# of the arithmetic of most layers; the same layers, initializers, losses and step), where it
+# learns as clearly (the table above). Not the others: at half width seed001 and seed002 did not
+# learn within their 300 steps (0.90 and 1.11 of before on one seed), and carpedm20-g2-dskip's D
+# skip never fired (0 of 300 steps on seed 0, 4.3% at full width).
+HALF_WIDTH = {"carpedm20", "carpedm20-l2", "carpedm20-dskip", "carpedm20-dskip-l2", "seed003"}
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("experiment", [n for n in PRESETS if n != IN_THE_DEFAULT_RUN])
 def test_each_preset_learns_and_its_frozen_g_does_not(experiment):
-    check(*swd_before_after_control(experiment, 0, PRESETS[experiment]))
+    width = ("model.filters=32",) if experiment in HALF_WIDTH else ()
+    check(*swd_before_after_control(experiment, 0, PRESETS[experiment], extra=width))
 
 
 BEGAN_STEPS = 1000

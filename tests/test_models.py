@@ -55,6 +55,22 @@ def test_discriminator_parameters_match_the_layer_table():
     assert count(build_discriminator(DCGANModel())) == (trainable, frozen)
 
 
+def test_half_the_width_halves_every_layer():
+    """model.filters 32 (the sources' 64 halved): G's blocks 256, 128, 64, 32 and the extra
+    conv 32; D's 32, 64, 128, 256; the stem, the output layers and the head follow."""
+    g_layers = [conv(4, 100, 256), conv(4, 256, 128), conv(4, 128, 64), conv(4, 64, 32),
+                conv(3, 32, 32), conv(4, 32, 3)]
+    g_norms = [bn(c) for c in (256, 128, 64, 32, 32)]
+    d_layers = [conv(4, 3, 32), conv(4, 32, 64), conv(4, 64, 128), conv(4, 128, 256),
+                4 * 4 * 256 + 1]
+    d_norms = [bn(c) for c in (64, 128, 256)]
+    half = DCGANModel(filters=32)
+    for built, layers, norms in ((build_generator(half), g_layers, g_norms),
+                                 (build_discriminator(half), d_layers, d_norms)):
+        assert count(built) == (sum(layers) + sum(t for t, _ in norms),
+                                sum(f for _, f in norms))
+
+
 def test_reference_layer_settings():
     g = build_generator(DCGANModel())
     norms = [layer for layer in g.layers if layer.__class__.__name__ == "BatchNormalization"]

@@ -32,8 +32,10 @@ def test_an_old_config_loads_as_the_dcgan_with_its_values():
     assert set(flat) - set(old) == {
         "model.family", "data.resolved_path", "data.cache_dir", "output.progress_s",
         "output.milestones",
-        # The settings of the other DCGANs of the seeds; their defaults are the reference's.
+        # The settings of the other sources' DCGANs, and the width; their defaults are the
+        # reference's.
         "model.bn_epsilon", "model.g_activation", "model.kernel_size", "model.extra_conv",
+        "model.filters",
         "model.use_bias", "model.g_stem", "model.d_head", "model.d_first_bn",
         "model.d_conv_initializer", "model.gamma_initializer", "train.loss", "train.d_update",
         "train.g_input", "train.g_step_d_stats", "train.g_steps", "train.d_skip_ratio",

@@ -26,7 +26,6 @@ from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.dcgan_settings import DCGANModel
 from keras_ganime.families.optimizers import build_optimizer
 
-BASE_FILTERS = 64
 # The generator's stem always produces 4x4 and its last layer doubles the size, so the number of
 # middle up-sampling blocks is log2(size / 8); the discriminator halves down to 4x4.
 STEM_SIZE = 4
@@ -103,7 +102,7 @@ def build_generator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = Fal
         return {"kernel_initializer": initializer(cfg.initializer), "use_bias": cfg.use_bias,
                 "dtype": dtype}
 
-    stem = BASE_FILTERS * 8
+    stem = cfg.filters * 8
     z = keras.Input((1, 1, cfg.latent_dim), name="z")
     if cfg.g_stem == "dense":
         x = layers.Flatten(dtype=dtype)(z)
@@ -114,7 +113,7 @@ def build_generator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = Fal
         x = layers.Conv2DTranspose(stem, STEM_SIZE, padding="valid", **conv())(z)
     x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
     for i in range(n_up):
-        filters = max(BASE_FILTERS, stem // 2 ** (i + 1))
+        filters = max(cfg.filters, stem // 2 ** (i + 1))
         if cfg.upsampling == "transpose":
             x = layers.Conv2DTranspose(filters, k, strides=2, padding="same", **conv())(x)
         else:
@@ -122,7 +121,7 @@ def build_generator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool = Fal
             x = layers.Conv2D(filters, k, padding="same", **conv())(x)
         x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
     if cfg.extra_conv:
-        x = layers.Conv2D(BASE_FILTERS, 3, padding="same", **conv())(x)
+        x = layers.Conv2D(cfg.filters, 3, padding="same", **conv())(x)
         x = _bn_act(x, cfg, dtype, sync_bn, fused_bn)
     x = layers.Conv2DTranspose(3, k, strides=2, padding="same", activation="tanh",
                                **conv("float32"))(x)
@@ -143,7 +142,7 @@ def build_discriminator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool =
     image = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = image
     for i in range(n_down):
-        x = layers.Conv2D(BASE_FILTERS * 2**i, cfg.kernel_size, strides=2, padding="same",
+        x = layers.Conv2D(cfg.filters * 2**i, cfg.kernel_size, strides=2, padding="same",
                           kernel_initializer=initializer(conv_init), use_bias=cfg.use_bias,
                           dtype=dtype)(x)
         if i > 0 or cfg.d_first_bn:

@@ -41,6 +41,9 @@ class DCGANModel(ModelConfig):
     leaky_slope: float = 0.2
     g_activation: str = "leaky_relu"  # G's: leaky_relu (reference) | relu; D's is always leaky
     kernel_size: int = 4  # of every convolution but the stem, the head and the 3x3 extra conv
+    # The width: filters of G's last block and D's first (every source's 64); each block
+    # nearer the 4x4 stem has twice as many, up to 8 times. Smaller trains faster.
+    filters: int = 64
     extra_conv: bool = True  # the reference's 3x3 Conv2D before G's output layer
     use_bias: bool = True  # biases of the convolutions (Dense layers always have one)
     g_stem: str = "transpose"  # z -> 4x4: transpose (a 4x4 valid Conv2DTranspose) | dense
@@ -110,7 +113,7 @@ def validate(cfg: Config) -> None:
         "train.g_step_d_stats": ("frozen", "updated"),
     })
     settings.check_range(cfg, ["model.bn_momentum", "labels.soft", "labels.flip_prob"], 0.0, 1.0)
-    settings.check_positive(cfg, ["model.bn_epsilon", "train.g_steps"])
+    settings.check_positive(cfg, ["model.bn_epsilon", "train.g_steps", "model.filters"])
     settings.check_not_negative(cfg, ["model.leaky_slope", "train.warmup_steps",
                                     "train.d_skip_ratio", "train.l2"])
     if cfg.model.kernel_size not in (4, 5):
