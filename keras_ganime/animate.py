@@ -10,10 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from keras_ganime import errors
 from keras_ganime.images import viz
 
 
-class AnimateError(Exception):
+class AnimateError(errors.Error):
     """A request that cannot be carried out; its message is one line."""
 
 
@@ -51,15 +52,12 @@ def animate_run(run: Path, out: Path, ms: int) -> str:
     return f"wrote {out} ({len(frames)} frames, steps {first} to {last}, {ms} ms each)"
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "training.gif"
-    try:
-        print(animate_run(run, out, args.ms))
-    except AnimateError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    print(animate_run(run, out, args.ms))
     return 0
 
 

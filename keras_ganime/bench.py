@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from keras_ganime import errors
+
 # Contender -> (TF_ENABLE_ONEDNN_OPTS, Keras's backend); None: the project's default.
 CONTENDERS = {"project": (None, "tensorflow"), "reference": ("0", "tensorflow"),
               "reference_onednn": ("1", "tensorflow")}
@@ -520,6 +522,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

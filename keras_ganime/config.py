@@ -169,6 +169,12 @@ def _unknown(cfg: Config, key: str) -> ConfigError:
         return ConfigError(f"{key} is a setting of the {' and '.join(owners)} family, not of "
                            f"model.family = {cfg.family!r}")
     section, _, _ = key.partition(".")
+    if section not in cfg.sections and "." in key:
+        close = difflib.get_close_matches(section, sorted(cfg.sections), n=1)
+        if close:
+            return ConfigError(f"unknown setting {key!r} (did you mean "
+                               f"{close[0]}.{key.partition('.')[2]}?); sections are "
+                               f"{', '.join(sorted(cfg.sections))}")
     if section in cfg.sections and "." in key:
         fields = sorted(f.name for f in dataclasses.fields(cfg.sections[section]))
         close = difflib.get_close_matches(key.partition(".")[2], fields, n=1)
@@ -201,8 +207,9 @@ def merge(cfg: Config, table: dict[str, Any], source: str) -> None:
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        # A byte-order mark, which some Windows editors write, is accepted as Python's
+        # utf-8-sig reads it: TOML itself does not allow one.
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:

@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from keras_ganime.data import DataError
+from keras_ganime import errors
 from keras_ganime.evaluation import encoder
 from keras_ganime.evaluation.encoder import WEIGHTS_DIR, train
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_ganime.encoder",
                                      description=encoder.__doc__,
@@ -26,12 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(WEIGHTS_DIR),
                         help="folder for the weights and facts (default: the package's)")
     args = parser.parse_args(argv)
-    try:
-        facts = train(args.data, args.epochs, args.batch, args.seed, Path(args.out),
-                      progress=sys.stderr.isatty())
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    facts = train(args.data, args.epochs, args.batch, args.seed, Path(args.out),
+                  progress=sys.stderr.isatty())
     print(json.dumps(facts["held_out"]), f"in {facts['train_seconds']} s")
     return 0
 

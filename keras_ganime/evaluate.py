@@ -25,13 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime.data import DataError, image_set, run_images
+from keras_ganime import errors
+from keras_ganime.data import image_set, run_images
 from keras_ganime.engines import checkpoints as ckpts
-from keras_ganime.evaluation.features import FeatureError
 from keras_ganime.evaluation.scorer import SEED, EvalError, Evaluator, Scorer, check_names
 from keras_ganime.restore import SamplingError
 from keras_ganime.runs import atomic_write
-from keras_ganime.settings import ConfigError
 
 # --- evaluate RUN ---------------------------------------------------------------------------
 
@@ -136,27 +135,29 @@ def show(results: list[dict[str, float]], as_json: bool) -> str:
                                for k, v in r.items()) for r in results)
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     progress = sys.stderr.isatty()
-    try:
-        if args.compare:
-            names = check_names(args.metrics.split(","), args.inception)
-            if args.sample is not None and args.sample < 2:
-                raise EvalError(f"--sample must be at least 2, got {args.sample}")
-            a = image_set(args.a, args.size, progress)
-            b = image_set(args.b, args.size or a.shape[1], progress)
-            if args.sample is not None:
-                a, b = (sample(x, args.sample, name) for x, name in ((a, args.a), (b, args.b)))
-            results = [{**Scorer(a, names, args.inception)(b), "n_a": len(a), "n_b": len(b)}]
-        else:
-            names = check_names(args.metrics.split(","), args.inception) if args.metrics else None
-            results = evaluate_run(Path(args.run), args.all_checkpoints, names, args.inception,
-                                   args.samples, progress)
-    except (EvalError, DataError, ConfigError, FeatureError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.compare:
+        names = check_names(args.metrics.split(","), args.inception)
+        if args.sample is not None and args.sample < 2:
+            raise EvalError(f"--sample must be at least 2, got {args.sample}")
+        a = image_set(args.a, args.size, progress)
+        b = image_set(args.b, args.size or a.shape[1], progress)
+        for images, name in ((a, args.a), (b, args.b)):
+            if len(images) < 2:  # the metrics' minimum, said before their extractors load
+                raise EvalError(f"{name}: holds {len(images)} image; a comparison needs at "
+                                f"least 2 on each side (FID and KID are meaningful from "
+                                f"hundreds)")
+        if args.sample is not None:
+            a, b = (sample(x, args.sample, name) for x, name in ((a, args.a), (b, args.b)))
+        results = [{**Scorer(a, names, args.inception)(b), "n_a": len(a), "n_b": len(b)}]
+    else:
+        names = check_names(args.metrics.split(","), args.inception) if args.metrics else None
+        results = evaluate_run(Path(args.run), args.all_checkpoints, names, args.inception,
+                               args.samples, progress)
     print(show(results, args.json))
     return 0
 

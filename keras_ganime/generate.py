@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,10 @@ import numpy as np
 from PIL import Image
 
 from keras_ganime import config as config_lib
-from keras_ganime import families
+from keras_ganime import errors, families
 from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints
 from keras_ganime.images import viz
-from keras_ganime.restore import SamplingError
-from keras_ganime.settings import ConfigError
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
 # paths have passed their checks: TensorFlow's start-up takes seconds and writes log lines to
@@ -47,7 +46,7 @@ WALK_SCALE = 3.0  # the walk and the manipulation multiply a component by factor
 MANIPULATE_END = 100  # --manipulate's rows: components 1, 11, ... below this
 
 
-class GenerateError(Exception):
+class GenerateError(errors.Error):
     """A request that cannot be carried out; its message is one line."""
 
 
@@ -107,6 +106,15 @@ def find_source(path: Path) -> Source:
     if checkpoints.format_of(path / "checkpoints") is None:
         raise GenerateError(f"{path}: no generator.keras and no checkpoint yet")
     return Source(path, None, cfg)
+
+
+def default_out(source: Source) -> Path:
+    """generated/ in the run directory: the run's own, or the one its generator.keras is in."""
+    run = source.path if source.path.is_dir() else source.path.parent
+    if source.config is None:
+        raise GenerateError(f"{source.path}: a generator away from its run has no folder of its "
+                            f"own for the images; name one with --out")
+    return run / "generated"
 
 
 def check_walk(index: int | None, latent_dim: int) -> None:
@@ -225,15 +233,37 @@ def grid_path(out: Path) -> Path:
     return out.with_name(f"{out.name}-grid.png")
 
 
-def write_samples(images: np.ndarray, out: Path) -> list[str]:
-    """One PNG per image in out, 00000.png on, and all of them in a grid beside out."""
-    paths = [out / f"{i:05d}.png" for i in range(len(images))]
-    for image, path in zip(images, paths, strict=True):
-        viz.save_png(Image.fromarray(image), path)
-    size = f"{images.shape[2]}x{images.shape[1]}"
-    cols = math.ceil(math.sqrt(len(images)))  # as viz.grid's default
-    return [f"wrote {len(paths)} images of {size} pixels: {paths[0]} .. {paths[-1]}",
-            write_grid(images, grid_path(out), cols)]
+# Samples are rendered and written this many at a time, so that memory stays bounded whatever
+# --n; the grid beside the folder shows the first GRID_MAX of them.
+CHUNK = 1024
+GRID_MAX = 1024
+
+
+def write_samples(images: Callable[[int, int], np.ndarray], n: int, out: Path) -> list[str]:
+    """One PNG per image in out, 00000.png on, `images(start, stop)` rendering them a chunk at a
+    time, and the first GRID_MAX in a grid beside out. After the first chunk, the space the rest
+    would take (at the first chunk's size per file) is checked against the disk's free space."""
+    paths = [out / f"{i:05d}.png" for i in range(n)]
+    shown: list[np.ndarray] = []
+    for start in range(0, n, CHUNK):
+        chunk = images(start, min(start + CHUNK, n))
+        shown += list(chunk[:GRID_MAX - len(shown)])
+        for image, path in zip(chunk, paths[start:start + len(chunk)], strict=True):
+            viz.save_png(Image.fromarray(image), path)
+        if start == 0 and n > CHUNK:
+            per_file = sum(p.stat().st_size for p in paths[:CHUNK]) / CHUNK
+            need, free = per_file * (n - CHUNK), shutil.disk_usage(out).free
+            if need > free:
+                raise GenerateError(
+                    f"{out}: {n} images would take about {need / 2**30:.1f} GiB more, and its "
+                    f"disk has {free / 2**30:.1f} GiB free; ask for fewer (--n) or choose "
+                    f"another place (--out)")
+    grid = np.stack(shown)
+    size = f"{grid.shape[2]}x{grid.shape[1]}"
+    cols = math.ceil(math.sqrt(len(grid)))  # as viz.grid's default
+    first = "" if n <= GRID_MAX else f" (the first {GRID_MAX})"
+    return [f"wrote {n} images of {size} pixels: {paths[0]} .. {paths[-1]}",
+            write_grid(grid, grid_path(out), cols) + first]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -241,7 +271,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     strip = ", ".join(f"{x:g}" for x in families.SPECS["stylegan"].truncation_strip)
     p.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a .keras generator")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for the PNG files (default: generated/ in the run directory)")
     p.add_argument("--n", type=int, default=64, help="images to sample (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
     mode = p.add_mutually_exclusive_group()
@@ -390,31 +421,34 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
         return [write_grid(images(z), out / f"walk_{args.walk}.png", args.steps),
                 f"  columns: z[{args.walk}] times {scales}"]
-    return write_samples(images(draw(args.n)), out)
+    z = draw(args.n)
+    return write_samples(lambda start, stop: images(z[start:stop]), args.n, out)
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.n <= 0:
+        raise GenerateError(f"--n must be positive, got {args.n}")
+    if args.steps is None:
+        args.steps = 10 if args.manipulate else 8
+    if args.steps < 2:
+        raise GenerateError(f"--steps must be at least 2, got {args.steps}")
+    if (args.components or args.cumulative) and not args.manipulate:
+        raise GenerateError("--components and --cumulative go with --manipulate")
+    source = find_source(Path(args.source))
+    if source.config is not None:  # a bare .keras file tells its latent size once loaded
+        check_family_options(args, source.config)
+        check_walk(args.walk, source.config.model.latent_dim)
+        if args.components:
+            parse_components(args.components, source.config.model.latent_dim)
+    out = Path(args.out) if args.out else default_out(source)
+    made = not out.exists()
     try:
-        if args.n <= 0:
-            raise GenerateError(f"--n must be positive, got {args.n}")
-        if args.steps is None:
-            args.steps = 10 if args.manipulate else 8
-        if args.steps < 2:
-            raise GenerateError(f"--steps must be at least 2, got {args.steps}")
-        if (args.components or args.cumulative) and not args.manipulate:
-            raise GenerateError("--components and --cumulative go with --manipulate")
-        source = find_source(Path(args.source))
-        if source.config is not None:  # a bare .keras file tells its latent size once loaded
-            check_family_options(args, source.config)
-            check_walk(args.walk, source.config.model.latent_dim)
-            if args.components:
-                parse_components(args.components, source.config.model.latent_dim)
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise GenerateError(f"{out}: cannot be made a folder ({e.strerror})") from None
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GenerateError(f"{out}: cannot be made a folder ({e.strerror})") from None
+    try:
         family, model = open_source(source)
         if source.config is None:  # a bare .keras file: its family is known only now
             check_family_options(args, family.cfg)
@@ -422,9 +456,10 @@ def main(argv: list[str] | None = None) -> int:
             model = sampler(family, args)
         check_walk(args.walk, family.cfg.model.latent_dim)
         written = generate(args, family, model, out)
-    except (GenerateError, SamplingError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except BaseException:
+        if made:  # a folder made for this call goes with its failure, whatever it held
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     print("\n".join(written))
     return 0
 

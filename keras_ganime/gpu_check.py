@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from keras_ganime import config as config_lib
+from keras_ganime import errors
 from keras_ganime.engines import common
-from keras_ganime.settings import ConfigError
 
 # What each size measures and trains.
 SIZES = {
@@ -112,6 +112,7 @@ def train(size: dict[str, Any], out: Path, log: Any) -> dict[str, Any]:
     return result
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,11 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES["tiny" if args.tiny else "gpu"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        common.choose("jax", config_lib.Config())
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    common.choose("jax", config_lib.Config())
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from keras_ganime import errors
+
 EXTRACTORS = ("anime", "inception")
 FEATURE_METRICS = ("fid", "kid", "dup")
 PIXEL_METRICS = ("swd", "checkerboard")
 METRICS = tuple(f"{m}_{e}" for e in EXTRACTORS for m in FEATURE_METRICS) + PIXEL_METRICS
 
 
-class MetricNameError(ValueError):
+class MetricNameError(errors.Error, ValueError):
     """An unknown metric, or one that needs a file nobody named; one line."""
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_ganime import config as config_lib
-from keras_ganime import families
+from keras_ganime import errors, families
 from keras_ganime.config import Config
 from keras_ganime.images import viz
 from keras_ganime.runs import atomic_write, read_csv
@@ -34,7 +34,7 @@ GRID_COLUMNS = 4  # chosen steps shown when --steps is not given
 TABLE_METRICS = ("fid_anime", "kid_anime", "swd", "fid_inception", "kid_inception")
 
 
-class ReportError(Exception):
+class ReportError(errors.Error):
     """Nothing to report, or a folder that cannot be used; its message is one line."""
 
 
@@ -302,6 +302,7 @@ def build(runs_dir: Path, out: Path, wanted: list[int] | None = None
     return out / "index.html", skipped
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_ganime.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -313,14 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wanted = [int(s) for s in args.steps.split(",")] if args.steps else None
     except ValueError:
-        print(f"error: --steps must be comma-separated integers, got {args.steps!r}",
-              file=sys.stderr)
-        return 2
-    try:
-        page, skipped = build(Path(args.runs), Path(args.out), wanted)
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise ReportError(f"--steps must be comma-separated integers, got {args.steps!r}"
+                          ) from None
+    page, skipped = build(Path(args.runs), Path(args.out), wanted)
     for line in skipped:
         print(line, file=sys.stderr)
     print(f"wrote {page}")

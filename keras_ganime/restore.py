@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from keras_ganime import errors
 from keras_ganime.config import Config
 
 if TYPE_CHECKING:
     from keras_ganime.families.base import Family
 
-class SamplingError(Exception):
+class SamplingError(errors.Error):
     """A generator that cannot be opened; its message is one line naming the file."""
 
 

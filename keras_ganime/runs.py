@@ -27,9 +27,12 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
+
+from keras_ganime import errors
 
 # The layout of a run directory, in run.json: raised when a version changes it so that an older
 # one would misread it. A run without the field predates it and is format 1.
@@ -65,7 +68,7 @@ def run_json_problem(run: Path) -> str | None:
     return None
 
 
-class RunError(RuntimeError):
+class RunError(errors.Error, RuntimeError):
     """A run directory that cannot be used; its message is one line naming it."""
 
 
@@ -77,19 +80,39 @@ class Stop(Exception):
         self.exit_code = exit_code
 
 
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """runs/NNNNN-name, numbered one past the highest run already there."""
+def new_run_dir(runs_dir: str | Path, name: str,
+                files: dict[str, str] | None = None) -> Path:
+    """runs/NNNNN-name, numbered one past the highest run already there, holding `files` (name ->
+    text) from the moment it has its name: they are written into a hidden folder first, which is
+    then renamed, so that a kill leaves a whole run or no numbered folder at all."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    while True:
-        numbers = [int(m.group(1)) for p in runs_dir.iterdir()
-                   if (m := re.match(r"(\d{5})-", p.name))]
-        path = runs_dir / f"{max(numbers, default=-1) + 1:05d}-{name}"
-        try:
-            path.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=".new-run-", dir=runs_dir))
+    try:
+        for file, text in (files or {}).items():
+            atomic_write(tmp / file, text)
+        while True:
+            numbers = [int(m.group(1)) for p in runs_dir.iterdir()
+                       if (m := re.match(r"(\d{5})-", p.name))]
+            path = runs_dir / f"{max(numbers, default=-1) + 1:05d}-{name}"
+            if path.exists():  # another process took that number first
+                continue
+            try:
+                # An empty folder of that name made meanwhile would be replaced: mkdir it first
+                # (the claim), then rename onto it, which fails if the claim was not ours.
+                path.mkdir()
+            except FileExistsError:
+                continue
+            os.replace(tmp, path)
             return path
-        except FileExistsError:  # another process took that number first
-            continue
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """A run's JSON file as it is written (run.json, metrics.json)."""
+    return json.dumps(value, indent=2, default=str) + "\n"
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -161,7 +184,7 @@ class RunDir:
         return path
 
     def write_json(self, name: str, value: dict[str, Any]) -> None:
-        atomic_write(self.path / name, json.dumps(value, indent=2, default=str) + "\n")
+        atomic_write(self.path / name, json_text(value))
 
     def read_json(self, name: str) -> dict[str, Any]:
         path = self.path / name

@@ -9,11 +9,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from keras_ganime import errors
 from keras_ganime.data import DataError
 from keras_ganime.evaluation import sanity
 from keras_ganime.evaluation.sanity import STRENGTHS, run, table
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_ganime.sanity",
                                      description=sanity.__doc__,
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                              "anime faces beside the checkout)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--swd-patches", type=int, default=65536,
-                        help="SWD patches per level and set (default %(default)s, as ProGAN)")
+                        help="SWD patches per level and set (default %(default)s, a cap of this "
+                             "project's; ProGAN takes 128 per image, uncapped)")
     parser.add_argument("--kid-subsets", type=int, default=100,
                         help="KID subsets (default %(default)s)")
     parser.add_argument("--kid-subset-size", type=int, default=1000,

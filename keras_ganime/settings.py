@@ -1,9 +1,9 @@
 """The settings' building blocks: the sections every family shares, as typed dataclasses, the
 error a bad setting raises, and the checks that the common and the families' own sections use.
 
-A leaf: it imports nothing of the package, so that the families' settings (`families/`) build on
-it and `config.py`, which gathers a run's sections by family, builds on them. Nothing here
-imports TensorFlow.
+Nearly a leaf: it imports only the package's one error (`errors.py`), so that the families'
+settings (`families/`) build on it and `config.py`, which gathers a run's sections by family,
+builds on them. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from keras_ganime import errors
+
 DEFAULT_FAMILY = "dcgan"
 OPTIMIZERS = ("adam", "adamax", "sgd")
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.Error, ValueError):
     """A bad setting; its message is one line naming the key. `key` is that key where one value
     alone is at fault, so that an error can be laid at the door of the file that set it."""
 

@@ -14,15 +14,14 @@ setting or file is one line, before anything starts; --dry-run prints every sett
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from keras_ganime import config as config_lib
+from keras_ganime import data, errors
 from keras_ganime.config import Config
-from keras_ganime.data import DataError
 from keras_ganime.engines import common
-from keras_ganime.evaluation.features import FeatureError
-from keras_ganime.evaluation.scorer import EvalError
 from keras_ganime.runs import RunError, Stop
 from keras_ganime.settings import ConfigError
 
@@ -79,6 +78,28 @@ def resolve(args: argparse.Namespace) -> Config:
     return cfg.validate()
 
 
+def check_before_training(cfg: Config, resume: str | None) -> None:
+    """What can be known to fail before TensorFlow loads (seconds), rather than at the run's
+    first file: the folder it writes into, and a new run's data file (a resume's is read, still
+    before TensorFlow, once its run directory is known to be good: fit.fit)."""
+    if resume:
+        writable(Path(resume))
+        return
+    runs = Path(cfg.output.runs_dir)
+    writable(next((p for p in (runs, *runs.absolute().parents) if p.exists()), runs))
+    path = data.dataset_path(cfg.data.path, cfg.data.resolved_path)
+    if path:  # the built-in faces need none
+        data.check_file(path)
+
+
+def writable(folder: Path) -> None:
+    """A folder the run writes into."""
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise RunError(f"{folder}: cannot be written (permission denied); give yourself write "
+                       f"permission to it (chmod -R u+w {folder}), or run as its owner")
+
+
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -89,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(config_lib.to_toml(cfg), end="")
             return 0
+        check_before_training(cfg, args.resume)
         # Only now: training imports Keras, and a bad setting above cost one line without it.
         from keras_ganime.training.fit import fit
 
@@ -96,9 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     except Stop as e:
         print(f"stopped: {e}", file=sys.stderr)
         return e.exit_code
-    except (ConfigError, DataError, RunError, EvalError, FeatureError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

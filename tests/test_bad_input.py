@@ -203,6 +203,11 @@ CASES = [
          "error: in/unknown.toml: unknown setting 'train.batchsize' (did you mean "
          "train.batch_size?); train has batch_size, …",
          "in/unknown.toml: unknown setting 'train.batchsize'", "did you mean train.batch_size?"),
+    Case("config-unknown-section", "config", "an unknown section (a typing error)",
+         _toml("section.toml", "[trian]\nbatch_size = 16\n"), "train --config in/section.toml",
+         "error: in/section.toml: unknown setting 'trian.batch_size' (did you mean "
+         "train.batch_size?); sections are …",
+         "in/section.toml: unknown setting 'trian.batch_size'", "did you mean train.batch_size?"),
     Case("config-out-of-range", "config", "a value out of range",
          _toml("range.toml", "[labels]\nflip_prob = 1.5\n"), "train --config in/range.toml",
          "error: in/range.toml: labels.flip_prob must be in [0, 1], got 1.5",
@@ -238,6 +243,18 @@ CASES = [
          "error: train.batch_size 64 is larger than the dataset (10 images); set a smaller one "
          "(--set train.batch_size=N) or prepare more images", "train.batch_size",
          "set a smaller one (--set train.batch_size=N)"),
+    Case("data-folder-to-train-on", "data", "a folder of images given to train as its data",
+         lambda root: folder_with(root, "faces", lambda d: None), "train --data in/faces",
+         "error: in/faces: a folder, where an HDF5 file of faces is needed; make one from its "
+         "images with python -m keras_ganime.data prepare in/faces in/faces.h5",
+         "in/faces: a folder", "python -m keras_ganime.data prepare in/faces in/faces.h5"),
+    Case("data-one-image-to-compare", "data", "a comparison with one image on a side",
+         lambda root: (folder_with(root, "one", lambda d: None),
+                       folder_with(root, "two", lambda d: Image.fromarray(
+                           faces(1, 32)[0]).save(d / "again.png"))),
+         "evaluate compare in/one in/two",
+         "error: in/one: holds 1 image; a comparison needs at least 2 on each side (FID and KID "
+         "are meaningful from hundreds)", "in/one", "at least 2 on each side"),
     Case("data-missing-folder", "data", "a folder to prepare that does not exist",
          lambda root: None, "data prepare in/nowhere out/faces.h5",
          "error: in/nowhere: no such folder; name a folder of images (flat, or one sub-folder "

@@ -104,6 +104,17 @@ def test_bad_key_in_a_file_names_the_file(tmp_path):
         config_lib.load(tmp_path / "missing.toml")
 
 
+def test_a_byte_order_mark_is_read_as_python_s_utf_8_sig(tmp_path):
+    """Some Windows editors start a UTF-8 file with one; TOML allows none, Python's utf-8-sig
+    reads past it. A file with and without one hold the same settings."""
+    text = '[train]\nbatch_size = 16\n\n[data]\npath = "faces-\u00e9t\u00e9.h5"\n'
+    (tmp_path / "plain.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "bom.toml").write_text(text, encoding="utf-8-sig")
+    assert (tmp_path / "bom.toml").read_bytes()[:3] == b"\xef\xbb\xbf"
+    plain, bom = (config_lib.load(tmp_path / f"{n}.toml") for n in ("plain", "bom"))
+    assert bom == plain and bom.train.batch_size == 16 and bom.data.path == "faces-\u00e9t\u00e9.h5"
+
+
 def test_toml_round_trip():
     cfg = config_lib.load(EXPERIMENTS_DIR / "upsample.toml", ['data.path="a \\"b\\".h5"'])
     again = config_lib.from_dict(tomllib.loads(config_lib.to_toml(cfg)), "round trip")

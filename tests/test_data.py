@@ -324,6 +324,25 @@ def test_bad_files_are_skipped_counted_and_named(tmp_path):
     assert all(name in text for name in bad)
 
 
+def test_a_linked_folder_and_an_animated_image_are_named_in_the_summary(tmp_path):
+    """A link to a folder is not followed (it may lead outside, or round in a circle), and an
+    animated GIF gives its first frame: both said, neither silently."""
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    for folder in (src / "own", elsewhere):
+        folder.mkdir(parents=True)
+        Image.new("RGB", (16, 16), RED).save(folder / "face.png")
+    (src / "linked").symlink_to(elsewhere, target_is_directory=True)
+    frames = [Image.new("RGB", (16, 16), c) for c in (RED, (0, 0, 255), (0, 255, 0))]
+    frames[0].save(src / "own" / "moving.gif", save_all=True, append_images=frames[1:])
+    summary, ds = run(src, tmp_path / "out.h5")
+    assert ds.filenames == ["own/face.png", "own/moving.gif"]
+    assert (ds.images[1] == RED).all()  # the first frame
+    text = str(summary)
+    assert "did not follow 1 links to folders (a link can lead outside the folder or round in a " \
+           "circle): linked/" in text
+    assert "kept 1 image files in part:\n  own/moving.gif: took the first of its 3 frames" in text
+
+
 # --- errors --------------------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ def mirrored(tmp_path_factory) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.distribute
 def test_two_replicas_equal_one_device_with_synchronised_batchnorm(mirrored):
     """One step, global batch 64 on 2 replicas of 32, from the same weights and random draws."""
     print(json.dumps(mirrored, indent=1))
@@ -80,6 +81,7 @@ def test_two_replicas_equal_one_device_with_synchronised_batchnorm(mirrored):
     assert adam["max_abs_diff_but_zero_gradient_biases"] < 2e-5, adam
 
 
+@pytest.mark.distribute
 def test_began_and_stylegan_on_two_replicas_equal_one_device(mirrored):
     """BEGAN's one forward pass feeds both updates, and k_t's control step reads the global
     batch's means; StyleGAN's R1 takes each replica's input gradient, and its EMA and w_avg
@@ -104,6 +106,7 @@ def test_began_and_stylegan_on_two_replicas_equal_one_device(mirrored):
         "train.batch_size 63 must be divisible by the 2 replicas of train.distribute")
 
 
+@pytest.mark.distribute
 def test_every_part_of_the_family_contract_under_two_replicas(mirrored):
     """The toy family over 8 steps: the same phases skipped (its gate and its every-2 phase, with
     the per-batch draw and the after-step state in play) and the same values, to float noise."""
@@ -132,7 +135,7 @@ def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
 
 
-@pytest.mark.multiworker
+@pytest.mark.distribute
 def test_two_workers_train_alike_resume_and_only_the_chief_writes(tmp_path):
     from keras_ganime.data import write_h5
     from tests.distributed import images

@@ -236,6 +236,67 @@ def test_a_generated_folder_holds_the_samples_alone(run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["n_b"] == 7
 
 
+def test_the_default_folder_is_generated_in_the_run(run, tmp_path, capsys):
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    assert generate.main([str(copy), "--n", "3"]) == 0
+    assert sorted(p.name for p in (copy / "generated").iterdir()) == [
+        "00000.png", "00001.png", "00002.png"]
+    assert (copy / "generated-grid.png").is_file()
+    alone = tmp_path / "alone.keras"
+    shutil.copy(run / "generator.keras", alone)
+    capsys.readouterr()
+    assert generate.main([str(alone), "--n", "3"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {alone}: a generator away from its run has no folder of its own for the "
+        f"images; name one with --out\n")
+
+
+def test_a_file_size_limit_is_one_line_and_leaves_no_folder(run, tmp_path, capsys):
+    """The samples (about 800 bytes each) fit under the limit, their grid does not: one line,
+    and the folder made for them is gone."""
+    import resource
+
+    out = tmp_path / "new" / "faces"
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4000, limits[1]))
+    try:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+        code = generate.main([str(run), "--n", "16", "--out", str(out)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'new' / 'faces-grid.png'}: file too large; the file size limit "
+        f"(ulimit -f) was reached; raise it\n")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []
+
+
+def test_samples_are_written_a_chunk_at_a_time_and_the_space_checked(run, tmp_path, capsys,
+                                                                    monkeypatch):
+    """In chunks of 4, ten images are rendered 4 + 4 + 2 and are the images of one chunk; the
+    grid shows the first GRID_MAX (8 here); on a disk with no space free, the first chunk tells
+    and the folder goes."""
+    from keras_ganime.images import convert
+
+    whole = sample(run, tmp_path / "whole", "--n", "10")
+    rendered = []
+    real = convert.render
+    monkeypatch.setattr(convert, "render", lambda m, z: rendered.append(len(z)) or real(m, z))
+    monkeypatch.setattr(generate, "CHUNK", 4)
+    monkeypatch.setattr(generate, "GRID_MAX", 8)
+    capsys.readouterr()
+    chunked = sample(run, tmp_path / "chunked", "--n", "10")
+    assert rendered == [4, 4, 2]
+    assert len(chunked) == 10 and all((a == b).all() for a, b in zip(whole, chunked, strict=True))
+    assert capsys.readouterr().out.splitlines()[-1].endswith(" (the first 8)")
+    picture(tmp_path / "chunked-grid.png", 3, 3)
+    usage = shutil.disk_usage
+    monkeypatch.setattr(generate.shutil, "disk_usage", lambda path: usage(path)._replace(free=0))
+    assert generate.main([str(run), "--n", "10", "--out", str(tmp_path / "full")]) == 2
+    assert "would take about" in capsys.readouterr().err
+    assert not (tmp_path / "full").exists()
+
+
 def test_damaged_checkpoints_are_skipped_in_one_line_each(stopped, tmp_path, capsys):
     """generate and evaluate take the newest checkpoint that reads completely; with none, one
     line says so."""

@@ -124,6 +124,9 @@ def test_a_relative_data_path_resumes_from_elsewhere_and_progress_shows_in_a_log
     assert [line.split()[2] for line in lines] == ["1/4", "2/4", "3/4", "4/4"], lines
     assert all("images/s" in line and "elapsed" in line and "left" in line and " d0 " in line
                for line in lines)
+    # G's warm-up (2 steps) holds its update: its loss shows as '-', and the line says when.
+    assert [(" g - " in line, "(g starts at step 3)" in line) for line in lines] == [
+        (True, True), (True, True), (False, False), (False, False)], lines
     (run,) = (tmp_path / "runs").iterdir()
     _run([*train, "--resume", str(run), "--steps", "6"], elsewhere)
     from keras_ganime import config as config_lib

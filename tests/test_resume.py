@@ -91,6 +91,63 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, im
     assert [r["step"] for r in run.read_losses()] == [1, 2, 3, 4]
 
 
+def test_a_resume_whose_settings_no_longer_fit_its_checkpoint_is_one_line(tmp_path, images,
+                                                                          capsys):
+    """config.toml edited to another latent size, then resumed: one line naming the checkpoint
+    and the way back, and every file of the run as it was (config.toml is rewritten only once
+    the checkpoint is restored)."""
+    import hashlib
+
+    from keras_ganime import train
+
+    write_h5(tmp_path / "d.h5", images, np.zeros(len(images)), [], ["x"] * len(images))
+    cfg = tiny(**{"output.runs_dir": str(tmp_path / "runs"), "data.path": str(tmp_path / "d.h5")})
+    with new_run(cfg) as run:
+        fit(Engine(cfg, images), run, progress=False)
+    toml = run.path / "config.toml"
+    assert "latent_dim = 8\n" in toml.read_text()
+    toml.write_text(toml.read_text().replace("latent_dim = 8\n", "latent_dim = 5\n"))
+
+    def sha256s() -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(run.path.rglob("*")) if p.is_file()}
+
+    before = sha256s()
+    capsys.readouterr()
+    assert train.main(["--resume", str(run.path), "--steps", "8"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {run.path / 'checkpoints'}: its checkpoint does not fit the "
+                           f"run's settings (")
+    assert line.endswith("); put config.toml back as the run wrote it (a resume changes only "
+                         "--steps)")
+    assert sha256s() == before
+
+
+def test_a_new_run_folder_is_whole_or_not_there(tmp_path, monkeypatch):
+    """Its files are written before it takes its number: killed between config.toml and
+    run.json (here an interrupt there), no numbered folder is left for --resume to stumble on."""
+    from keras_ganime import runs
+
+    cfg = tiny(**{"output.runs_dir": str(tmp_path)})
+    real = runs.atomic_write
+
+    def interrupted(path, data):
+        if path.name == "run.json":
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(runs, "atomic_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        new_run(cfg)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    with new_run(cfg) as run:
+        assert run.path.name == "00000-default"
+        assert {".lock", "config.toml", "run.json"} <= {p.name for p in run.path.iterdir()}
+    with new_run(cfg) as run:
+        assert run.path.name == "00001-default"
+
+
 def test_a_run_in_use_is_refused(tmp_path):
     path = new_run_dir(tmp_path, "busy")
     with RunDir(path), pytest.raises(RunError, match="in use by another training process"):

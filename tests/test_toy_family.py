@@ -202,3 +202,21 @@ def test_what_the_tools_ask_of_it(tmp_path):
     assert score_rows(rows, SPEC.scores)[-1] == {"step": 10, "d_loss": 0.5, "g_loss": 1.0,
                                                  "balance": 0.4}
 
+
+
+def test_a_family_that_fills_no_networks_is_refused(monkeypatch):
+    """Its checkpoints would hold no weights, and a resume would start G and D afresh."""
+    from keras_ganime.engines.common import build_family
+    from tests import toy_family_nets
+
+    cfg = config_lib.load(None, ["model.family=\"toy\""])
+    assert build_family(cfg).networks
+    fill = toy_family_nets.Family.__init__
+
+    def without_networks(self, *args, **kwargs):
+        fill(self, *args, **kwargs)
+        self.networks = {}
+
+    monkeypatch.setattr(toy_family_nets.Family, "__init__", without_networks)
+    with pytest.raises(TypeError, match="the toy family's constructor filled no networks"):
+        build_family(cfg)

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from keras_ganime import errors
 from keras_ganime.data import synthetic as synth_faces
 from keras_ganime.settings import DataConfig
 
@@ -43,7 +44,7 @@ MIN_SIDE = 8
 MAKE_H5 = "make one with python -m keras_ganime.data prepare FOLDER OUT.h5"
 
 
-class DataError(ValueError):
+class DataError(errors.Error, ValueError):
     """Bad input data; its message is one line naming the file or folder at fault."""
 
 
@@ -64,6 +65,8 @@ class PrepareSummary:
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     ignored: int = 0  # files whose extension Pillow does not read
     ignored_names: list[str] = field(default_factory=list)  # the first few of them
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what was done) kept
+    links: list[str] = field(default_factory=list)  # links to folders, not followed
 
     def __str__(self) -> str:
         text = (
@@ -74,6 +77,13 @@ class PrepareSummary:
             names = ", ".join(self.ignored_names) + (", ..." if self.ignored > len(
                 self.ignored_names) else "")
             text += f"; ignored {self.ignored} files that are not images by name: {names}"
+        if self.links:
+            text += (f"; did not follow {len(self.links)} links to folders (a link can lead "
+                     f"outside the folder or round in a circle): {', '.join(self.links[:5])}")
+        if self.notes:
+            shown = "\n".join(f"  {name}: {what}" for name, what in self.notes[:20])
+            more = f"\n  ... and {len(self.notes) - 20} more" if len(self.notes) > 20 else ""
+            text += f"\nkept {len(self.notes)} image files in part:\n{shown}{more}"
         if self.bad:
             shown = "\n".join(f"  {name}: {why}" for name, why in self.bad[:20])
             more = f"\n  ... and {len(self.bad) - 20} more" if len(self.bad) > 20 else ""
@@ -107,10 +117,24 @@ def write_h5(
     os.replace(tmp, out)
 
 
-def read_h5(path: str | Path) -> ImageSet:
+def check_file(path: str | Path) -> Path:
+    """The path of an HDF5 file of faces, checked as far as it can be without reading it: a
+    folder given for it is named as one, with the command that makes the file from it."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, where an HDF5 file of faces is needed; make one from "
+                        f"its images with python -m keras_ganime.data prepare {path} "
+                        f"{path.with_suffix('.h5') if path.name else 'faces.h5'}")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: cannot be read (permission denied); give yourself permission "
+                        f"to read it")
+    return path
+
+
+def read_h5(path: str | Path) -> ImageSet:
+    path = check_file(path)
     names = ("images", "labels", "class_names", "filenames")
     try:
         with h5py.File(path, "r") as f:
@@ -193,21 +217,27 @@ def _decode(job: tuple[str, int, str, str]) -> tuple[np.ndarray | None, str]:
                 # Let JPEG decode at a reduced scale: much faster. Not for nearest: the DCT's
                 # downscale averages, and nearest should pick the source's own pixels.
                 img.draft("RGB", (size, size))
-            return np.asarray(fit_square(to_rgb(img), size, fit, resample), np.uint8), ""
+            frames = getattr(img, "n_frames", 1)
+            note = f"took the first of its {frames} frames" if frames > 1 else ""
+            return np.asarray(fit_square(to_rgb(img), size, fit, resample), np.uint8), note
     except Exception as e:  # noqa: BLE001 - any decoder failure means one bad file, never a crash
         return None, f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
 
-def _find_images(src: Path) -> tuple[list[Path], list[str], list[str]]:
-    """Files under src (flat, or one sub-folder per class), the class names, and the files left
-    out because their extension is not an image format Pillow reads."""
+def _find_images(src: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
+    """Files under src (flat, or one sub-folder per class), the class names, and what was left
+    out: files whose extension is not an image format Pillow reads, and links to folders (not
+    followed, so that a link cannot lead a walk outside src or round in a circle)."""
     if not src.is_dir():
         raise DataError(f"{src}: no such folder; name a folder of images (flat, or one "
                         f"sub-folder per class)")
     extensions = set(Image.registered_extensions())
-    files, ignored = [], []
+    files, ignored, links = [], [], []
     for root, dirs, names in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in [d for d in dirs if (Path(root) / d).is_symlink()]:
+            dirs.remove(d)
+            links.append(f"{(Path(root) / d).relative_to(src).as_posix()}/")
         for name in sorted(names):
             if name.startswith("."):
                 continue
@@ -219,7 +249,7 @@ def _find_images(src: Path) -> tuple[list[Path], list[str], list[str]]:
         raise DataError(f"{src}: no image files found (looked for {len(extensions)} extensions); "
                         f"put images in it (PNG, JPEG, ...), flat or one sub-folder per class")
     class_names = sorted({f.parent.relative_to(src).as_posix() for f in files} - {"."})
-    return files, class_names, ignored
+    return files, class_names, ignored, links
 
 
 def _pool(workers: int) -> multiprocessing.pool.Pool:
@@ -254,6 +284,8 @@ class Folder:
     labels: np.ndarray  # int32 index into class_names per image; -1 for images at the top level
     bad: list[tuple[str, str]]  # (file, why) for each image file that could not be decoded
     ignored: list[str]  # files left out because their extension is not an image format
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what was done) kept
+    links: list[str] = field(default_factory=list)  # links to folders, not followed
 
 
 def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
@@ -265,7 +297,7 @@ def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
     if size < 8:
         raise DataError(f"--size must be at least 8, got {size}")
     fit_square(Image.new("RGB", (1, 1)), 1, fit, resample)  # bad settings fail before any work
-    files, class_names, ignored = _find_images(src)
+    files, class_names, ignored, links = _find_images(src)
     workers = workers or os.cpu_count() or 1
     jobs = [(str(f), size, fit, resample) for f in files]
     chunk = max(1, min(256, len(jobs) // (8 * workers)))
@@ -280,9 +312,12 @@ def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
                         f"at least {MIN_SIDE} pixels a side")
     index = {name: i for i, name in enumerate(class_names)}
     parents = [files[i].parent.relative_to(src).as_posix() for i in keep]
+    notes = [(files[i].relative_to(src).as_posix(), results[i][1]) for i in keep
+             if results[i][1]]
     return Folder(np.stack([results[i][0] for i in keep]),
                   [files[i].relative_to(src).as_posix() for i in keep], class_names,
-                  np.array([index.get(p, -1) for p in parents], np.int32), bad, ignored)
+                  np.array([index.get(p, -1) for p in parents], np.int32), bad, ignored, notes,
+                  links)
 
 
 def prepare(
@@ -300,7 +335,7 @@ def prepare(
     write_h5(out, folder.images, folder.labels, folder.class_names, folder.files)
     return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
                           out.stat().st_size / 2**20, folder.bad, len(folder.ignored),
-                          folder.ignored[:5])
+                          folder.ignored[:5], folder.notes, folder.links)
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:

@@ -8,11 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from keras_ganime import data
+from keras_ganime import data, errors
 from keras_ganime.data import (
     FITS,
     RESAMPLES,
-    DataError,
     fetch,
     prepare,
     read_h5,
@@ -36,6 +35,7 @@ def split_tagged(src: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
     return paths
 
 
+@errors.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_ganime.data", description=data.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,24 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
     g.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "split":
-            for path in split_tagged(args.src, args.out_dir):
-                print(f"wrote {path} ({len(read_h5(path).images)} faces)")
-        elif args.command == "fetch":
-            print(fetch.fetch_animeface(args.out, args.url or fetch.ANIMEFACE_URL,
-                                        args.from_zip, args.size, args.force))
-        elif args.command == "prepare":
-            # No progress bar into a pipe or log: stderr then holds just the one-line error.
-            print(prepare(args.src, args.out, args.size, args.workers, args.force,
-                          progress=sys.stderr.isatty(), fit=args.fit, resample=args.resample))
-        else:
-            start = time.perf_counter()
-            out = synth(args.out, args.n, args.size, args.seed, progress=sys.stderr.isatty())
-            print(f"wrote {args.n} synthetic faces to {out} in {time.perf_counter() - start:.1f} s")
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "split":
+        for path in split_tagged(args.src, args.out_dir):
+            print(f"wrote {path} ({len(read_h5(path).images)} faces)")
+    elif args.command == "fetch":
+        print(fetch.fetch_animeface(args.out, args.url or fetch.ANIMEFACE_URL,
+                                    args.from_zip, args.size, args.force))
+    elif args.command == "prepare":
+        # No progress bar into a pipe or log: stderr then holds just the one-line error.
+        print(prepare(args.src, args.out, args.size, args.workers, args.force,
+                      progress=sys.stderr.isatty(), fit=args.fit, resample=args.resample))
+    else:
+        start = time.perf_counter()
+        out = synth(args.out, args.n, args.size, args.seed, progress=sys.stderr.isatty())
+        print(f"wrote {args.n} synthetic faces to {out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

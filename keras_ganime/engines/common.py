@@ -99,8 +99,13 @@ def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any
 
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:
-    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling."""
-    return families.load(cfg.family)(cfg, build or Build())
+    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling. A
+    family whose constructor filled no `networks` is refused: it would checkpoint no weights."""
+    family = families.load(cfg.family)(cfg, build or Build())
+    if not family.networks:
+        raise TypeError(f"the {cfg.family} family's constructor filled no networks (name -> "
+                        f"keras.Model), so its checkpoints would hold no weights")
+    return family
 
 
 class Sampling:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from keras_ganime.config import Config
-from keras_ganime.families.base import Family
+from keras_ganime.families.base import Family, Phase
 
 
 class Engine(Protocol):
@@ -18,6 +18,7 @@ class Engine(Protocol):
     cfg: Config
     family: Family
     images: np.ndarray
+    phases: tuple[Phase, ...]  # the family's, in the order each step runs them
 
     @property
     def export_suffix(self) -> str:

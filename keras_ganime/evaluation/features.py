@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_ganime import metric_names
+from keras_ganime import errors, metric_names
 from keras_ganime.evaluation import encoder, metrics
 from keras_ganime.metric_names import EXTRACTORS
 
@@ -32,7 +32,7 @@ __all__ = ["Extractor", "FeatureError", "compute_metrics",
 INCEPTION_SIZE = 299
 
 
-class FeatureError(ValueError):
+class FeatureError(errors.Error, ValueError):
     """A bad extractor, weights file or metric name; its message is one line naming it."""
 
 
@@ -183,8 +183,10 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
     2048 for inception) to be meaningful, and is biased upwards for small sets, so compare
     values only between equal set sizes. `seed` fixes KID's subsets, the duplicate rate's
     sampling and SWD's patches and directions; `swd_patches` caps SWD's patches per level and
-    set (ProGAN's 65536 by default; fewer is proportionally faster and noisier). SWD and KID
-    (100 subsets of 1000 by default, as Bińkowski et al.) are the slow parts on a CPU: for
+    set (65536 by default, this project's cap on memory: ProGAN takes 128 from every image
+    with no cap, so above 512 images its figures rest on more patches and are less noisy;
+    fewer is proportionally faster and noisier: compare SWD only at equal patch counts). SWD
+    and KID (100 subsets of 1000 by default, as Bińkowski et al.) are the slow parts on a CPU: for
     evaluations during training, fewer patches and subsets keep them to seconds. On busy cores,
     OPENBLAS_NUM_THREADS=1 (set before numpy is imported) made FID's 256x256 eigh 15 times
     faster here (0.01 s against 0.15 s; OpenBLAS's threads wait on each other).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_ganime import metric_names
+from keras_ganime import errors, metric_names
 from keras_ganime.config import Config
 from keras_ganime.evaluation import features
 
@@ -21,7 +21,7 @@ SEED = 0
 LATENT_SEED = 2_000_003  # eval latents: a stream of their own, apart from training's and grids'
 
 
-class EvalError(Exception):
+class EvalError(errors.Error):
     """A request that cannot be carried out; its message is one line."""
 
 

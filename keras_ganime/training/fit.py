@@ -63,5 +63,6 @@ def fit(cfg: Config, resume: str | None = None, backend: str | None = None) -> N
         evaluator = Evaluator(cfg, images)
         evaluator.check()  # a missing weights file costs one line now, not every evaluation
     with open_run(cfg, resume, chief) as run:
+        loop = Loop(engine, run, evaluator=evaluator)  # a resume's checkpoint restored, or one line
         print(f"run directory: {run.path}", file=sys.stderr)
-        Loop(engine, run, evaluator=evaluator).fit()
+        loop.fit()

@@ -27,14 +27,24 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import families
+from keras_ganime import errors, families
 from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints, common
 from keras_ganime.engines.protocol import Engine
 from keras_ganime.evaluation.scorer import Evaluator
+from keras_ganime.families.base import Phase
 from keras_ganime.families.failure import metric_failure
 from keras_ganime.images import viz
-from keras_ganime.runs import RUN_FORMAT, RunDir, Stop, atomic_write, new_run_dir, package_version
+from keras_ganime.runs import (
+    RUN_FORMAT,
+    RunDir,
+    RunError,
+    Stop,
+    atomic_write,
+    json_text,
+    new_run_dir,
+    package_version,
+)
 from keras_ganime.training.scalars import ScalarWriter
 
 GRID_SAMPLES = 64
@@ -51,6 +61,11 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+def _shown(value: float) -> str:
+    """A progress value; '-' for a phase that did not run (its values are NaN then)."""
+    return f"{value:.3f}" if math.isfinite(value) else "-"
 
 
 def _clock(seconds: float) -> str:
@@ -105,7 +120,17 @@ class Loop:
         spec = families.SPECS[cfg.family]
         self.logged, self.plots = spec.logged(cfg), spec.plots(cfg)
         self.progress_names = spec.progress(cfg)
-        self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
+        try:
+            self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
+        except errors.Error:
+            raise
+        except ValueError as e:  # the backends' word for weights of another shape
+            reason = " ".join(str(e).split())[:300]
+            raise RunError(f"{run.checkpoints}: its checkpoint does not fit the run's settings "
+                           f"({reason}); put config.toml back as the run wrote it (a resume "
+                           f"changes only --steps)") from None
+        # Its settings as they now are (--steps may have changed), once its checkpoint fits.
+        atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
         need = cfg.output.keep_checkpoints * engine.checkpoint_bytes()
         if (free := shutil.disk_usage(run.path).free) < need:
             print(f"warning: {_size(free)} free for {run.path}, but its "
@@ -178,20 +203,28 @@ class Loop:
                           "images_per_s": round(steps * self.cfg.train.batch_size / seconds, 2),
                           "wall_s": self.wall_s()})
         self.scalars.write(values, step)
-        self.bar.set_postfix({label: f"{values[name]:.3f}"
-                              for label, name in self.progress_names.items()}, refresh=False)
+        self.bar.set_postfix({**{label: _shown(values[name])
+                                 for label, name in self.progress_names.items()},
+                              **{f"{p.name} starts": p.start + 1 for p in self.waiting(step)}},
+                             refresh=False)
         if self.plain and time.perf_counter() - self.line_at >= self.cfg.output.progress_s:
             self.progress_line(step, values)
         if time.perf_counter() - self.written > REFRESH_S:
             self.write_plots()
+
+    def waiting(self, step: int) -> list[Phase]:
+        """The phases that have not run yet (G during the reference's warm-up): their values
+        show as '-', and the progress says from which step they run."""
+        return [p for p in self.engine.phases if p.start >= step]
 
     def progress_line(self, step: int, values: dict[str, float]) -> None:
         """step, the family's progress values, images/s, elapsed and the time left, on one line."""
         self.line_at = now = time.perf_counter()
         done = step - self.start
         left = (now - self.t0) / done * (self.cfg.train.steps - step) if done else math.nan
-        shown = "  ".join(f"{label} {values[name]:.3f}"
+        shown = "  ".join(f"{label} {_shown(values[name])}"
                           for label, name in self.progress_names.items())
+        shown += "".join(f"  ({p.name} starts at step {p.start + 1})" for p in self.waiting(step))
         print(f"{self.run.path.name} step {step}/{self.cfg.train.steps}  {shown}  "
               f"{self.rows[-1]['images_per_s']:.1f} images/s  elapsed {_clock(self.wall_s())}  "
               f"left {_clock(left)}", file=sys.stderr, flush=True)
@@ -312,12 +345,11 @@ def fit(engine: Any, run: RunDir, progress: bool = True,
 
 def new_run(cfg: Config) -> RunDir:
     """A fresh numbered run directory holding its resolved settings, locked for this process."""
-    run = RunDir(new_run_dir(cfg.output.runs_dir, cfg.output.name))
-    atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
-    run.write_json("run.json", {"status": "created", "step": 0, "argv": sys.argv,
-                                "keras_ganime": package_version(), "run_format": RUN_FORMAT,
-                                **common.versions()})
-    return run
+    info = {"status": "created", "step": 0, "argv": sys.argv, "keras_ganime": package_version(),
+            "run_format": RUN_FORMAT, **common.versions()}
+    return RunDir(new_run_dir(cfg.output.runs_dir, cfg.output.name, {
+        "config.toml": config_lib.to_toml(cfg),
+        "run.json": json_text(info)}))
 
 
 @contextlib.contextmanager
@@ -326,8 +358,6 @@ def open_run(cfg: Config, resume: str | None, chief: bool = True) -> Iterator[Ru
     the chief writes it; every other worker trains alike in a temporary copy, then deletes it."""
     if chief:
         with RunDir(resume) if resume else new_run(cfg) as run:
-            if resume:  # its settings as they now are: --steps may have changed
-                atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
             yield run
         return
     from keras_ganime.engines import distribute  # TensorFlow's multi-worker cluster only
