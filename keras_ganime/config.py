@@ -209,7 +209,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         # A byte-order mark, which some Windows editors write, is accepted as Python's
         # utf-8-sig reads it: TOML itself does not allow one.
-        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:

@@ -26,8 +26,8 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -87,7 +87,9 @@ def new_run_dir(runs_dir: str | Path, name: str,
     then renamed, so that a kill leaves a whole run or no numbered folder at all."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-run-", dir=runs_dir))
+    # Made as a run folder is (the umask's mode, unlike mkdtemp's 0700), under a hidden name.
+    tmp = runs_dir / f".new-run-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         for file, text in (files or {}).items():
             atomic_write(tmp / file, text)
@@ -103,7 +105,11 @@ def new_run_dir(runs_dir: str | Path, name: str,
                 path.mkdir()
             except FileExistsError:
                 continue
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                path.rmdir()  # the claim, still empty
+                raise
             return path
     finally:
         if tmp.exists():

@@ -86,7 +86,11 @@ def check_before_training(cfg: Config, resume: str | None) -> None:
         writable(Path(resume))
         return
     runs = Path(cfg.output.runs_dir)
-    writable(next((p for p in (runs, *runs.absolute().parents) if p.exists()), runs))
+    nearest = next((p for p in (runs, *runs.absolute().parents) if p.exists()), runs)
+    if not nearest.is_dir():
+        raise RunError(f"{nearest}: a file, where output.runs_dir {runs} needs a folder; "
+                       f"choose another output.runs_dir")
+    writable(nearest)
     path = data.dataset_path(cfg.data.path, cfg.data.resolved_path)
     if path:  # the built-in faces need none
         data.check_file(path)

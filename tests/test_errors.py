@@ -34,7 +34,8 @@ def commands() -> list[str]:
 @pytest.mark.parametrize("module", commands())
 def test_every_command_has_the_one_error_path(module):
     main = importlib.import_module(module).main
-    assert getattr(main, "__wrapped__", None) is not None, f"{module}.main: not errors.command"
+    # errors.command's wrapper, not just any decorator's
+    assert main.__code__ is errors.command(lambda: 0).__code__, f"{module}.main"
 
 
 @pytest.mark.parametrize("code", sorted(errors.NEXT_STEP), ids=errno.errorcode.get)
@@ -108,3 +109,14 @@ def test_a_run_folder_the_user_cannot_write_is_one_line_before_tensorflow(tmp_pa
         assert sha256s(tmp_path) == before
     finally:
         run.chmod(0o755)
+
+
+def test_a_runs_folder_that_is_a_file_is_one_line_before_tensorflow(tmp_path, capsys):
+    from keras_ganime import train
+
+    (tmp_path / "runs").write_text("not a folder\n")
+    assert train.main(["--steps", "1", "--set", f'output.runs_dir="{tmp_path / "runs" / "x"}"'
+                       ]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'runs'}: a file, where output.runs_dir {tmp_path / 'runs' / 'x'} "
+        f"needs a folder; choose another output.runs_dir\n")

@@ -144,6 +144,9 @@ def test_a_new_run_folder_is_whole_or_not_there(tmp_path, monkeypatch):
     with new_run(cfg) as run:
         assert run.path.name == "00000-default"
         assert {".lock", "config.toml", "run.json"} <= {p.name for p in run.path.iterdir()}
+        umask = os.umask(0)
+        os.umask(umask)
+        assert run.path.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes a folder
     with new_run(cfg) as run:
         assert run.path.name == "00001-default"
 

@@ -122,9 +122,9 @@ def check_file(path: str | Path) -> Path:
     folder given for it is named as one, with the command that makes the file from it."""
     path = Path(path)
     if path.is_dir():
+        out = path.with_suffix(".h5") if path.name not in ("", ".", "..") else Path("faces.h5")
         raise DataError(f"{path}: a folder, where an HDF5 file of faces is needed; make one from "
-                        f"its images with python -m keras_ganime.data prepare {path} "
-                        f"{path.with_suffix('.h5') if path.name else 'faces.h5'}")
+                        f"its images with python -m keras_ganime.data prepare {path} {out}")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if not os.access(path, os.R_OK):

@@ -124,7 +124,9 @@ class Loop:
             self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
         except errors.Error:
             raise
-        except ValueError as e:  # the backends' word for weights of another shape
+        except ValueError as e:  # TensorFlow's word, at a restore, for weights of another shape
+            if not any(run.checkpoints.glob("ckpt-*")):
+                raise
             reason = " ".join(str(e).split())[:300]
             raise RunError(f"{run.checkpoints}: its checkpoint does not fit the run's settings "
                            f"({reason}); put config.toml back as the run wrote it (a resume "
