@@ -110,11 +110,10 @@ def find_source(path: Path) -> Source:
 
 def default_out(source: Source) -> Path:
     """generated/ in the run directory: the run's own, or the one its generator.keras is in."""
-    run = source.path if source.path.is_dir() else source.path.parent
     if source.config is None:
         raise GenerateError(f"{source.path}: a generator away from its run has no folder of its "
                             f"own for the images; name one with --out")
-    return run / "generated"
+    return (source.path if source.path.is_dir() else source.path.parent) / "generated"
 
 
 def check_walk(index: int | None, latent_dim: int) -> None:
@@ -233,8 +232,9 @@ def grid_path(out: Path) -> Path:
     return out.with_name(f"{out.name}-grid.png")
 
 
-# Samples are rendered and written this many at a time, so that memory stays bounded whatever
-# --n; the grid beside the folder shows the first GRID_MAX of them.
+# Samples are rendered and written this many at a time, so that the images' memory stays
+# bounded whatever --n (the latents are still drawn whole); the grid beside the folder shows
+# the first GRID_MAX of them.
 CHUNK = 1024
 GRID_MAX = 1024
 

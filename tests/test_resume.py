@@ -116,10 +116,9 @@ def test_a_resume_whose_settings_no_longer_fit_its_checkpoint_is_one_line(tmp_pa
     capsys.readouterr()
     assert train.main(["--resume", str(run.path), "--steps", "8"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"error: {run.path / 'checkpoints'}: its checkpoint does not fit the "
-                           f"run's settings (")
-    assert line.endswith("); put config.toml back as the run wrote it (a resume changes only "
-                         "--steps)")
+    assert line.startswith(f"error: {run.path / 'checkpoints' / 'ckpt-6'}: ")
+    assert line.endswith(": it does not fit the networks that config.toml describes; put "
+                         "config.toml back as the run wrote it (a resume changes only --steps)")
     assert sha256s() == before
 
 

@@ -29,6 +29,14 @@ MANIFEST = "manifest.json"  # the archive's entry that describes the rest
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX"}
 
 
+def misfit(reason: str) -> RunError:
+    """A checkpoint whose weights do not fit the networks the run's config.toml describes (an
+    edited config.toml), as one line with the way back; `reason` names the file and the
+    weight."""
+    return RunError(f"{reason}: it does not fit the networks that config.toml describes; put "
+                    f"config.toml back as the run wrote it (a resume changes only --steps)")
+
+
 def _archives(directory: Path) -> list[Path]:
     """The JAX engine's checkpoints, not its temporary files (ckpt-N_temp.npz)."""
     return [p for p in directory.glob(f"ckpt-*{NPZ}")

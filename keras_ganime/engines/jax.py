@@ -56,7 +56,7 @@ from keras_ganime.engines.common import (
 from keras_ganime.families import failure
 from keras_ganime.families.base import Build, Draws, Phase
 from keras_ganime.images.convert import to_float
-from keras_ganime.runs import RunError, export_replacing
+from keras_ganime.runs import export_replacing
 from keras_ganime.settings import ConfigError
 
 Values = list[jax.Array]
@@ -406,8 +406,7 @@ class JaxEngine(Sampling):
                     raise ValueError(f"{latest}: engine/{missing[0]} is missing")
                 checkpoints.assign(dict(zip(self.keys, self.variables)), arrays, latest)
             except ValueError as e:
-                raise RunError(f"{e}: it does not fit the networks that config.toml "
-                               f"describes") from None
+                raise checkpoints.misfit(str(e)) from None
             self.state = {k: self._everywhere(jnp.asarray(arrays[f"engine/{k}"], v.dtype))
                           for k, v in self.state.items()}
             self._steps_done = int(self.state["step"])

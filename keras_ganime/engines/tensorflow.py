@@ -303,7 +303,10 @@ class Engine(Sampling):
         self.manager = tf.train.CheckpointManager(self.checkpoint(), directory, keep)
         latest = checkpoints.newest_readable(directory)
         if latest:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+            except ValueError as e:  # TensorFlow's word for a weight of another shape
+                raise checkpoints.misfit(f"{latest}: {' '.join(str(e).split())[:300]}") from None
         return self.step_count()
 
     def save(self, step: int) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_ganime import config as config_lib
-from keras_ganime import errors, families
+from keras_ganime import families
 from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints, common
 from keras_ganime.engines.protocol import Engine
@@ -38,7 +38,6 @@ from keras_ganime.images import viz
 from keras_ganime.runs import (
     RUN_FORMAT,
     RunDir,
-    RunError,
     Stop,
     atomic_write,
     json_text,
@@ -120,17 +119,7 @@ class Loop:
         spec = families.SPECS[cfg.family]
         self.logged, self.plots = spec.logged(cfg), spec.plots(cfg)
         self.progress_names = spec.progress(cfg)
-        try:
-            self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
-        except errors.Error:
-            raise
-        except ValueError as e:  # TensorFlow's word, at a restore, for weights of another shape
-            if not any(run.checkpoints.glob("ckpt-*")):
-                raise
-            reason = " ".join(str(e).split())[:300]
-            raise RunError(f"{run.checkpoints}: its checkpoint does not fit the run's settings "
-                           f"({reason}); put config.toml back as the run wrote it (a resume "
-                           f"changes only --steps)") from None
+        self.start = engine.open_checkpoints(run.checkpoints, cfg.output.keep_checkpoints)
         # Its settings as they now are (--steps may have changed), once its checkpoint fits.
         atomic_write(run.path / "config.toml", config_lib.to_toml(cfg))
         need = cfg.output.keep_checkpoints * engine.checkpoint_bytes()
