@@ -55,6 +55,8 @@ BEGAN's and StyleGAN's are marked `jax` as well: make test-jax runs them on Kera
 (engines/jax.py), with the same margin.
 """
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 import pytest
@@ -68,6 +70,22 @@ from keras_ganime.families.base import Family
 
 STEPS = 300
 MARGIN = 0.85
+# The control trains a tenth of the steps: its G does not move (FROZEN checks that), and
+# every generator's score depends on its G's weights alone (BatchNorm statistics calibrated,
+# StyleGAN's EMA of a G that stands still), so more steps would train only its D.
+CONTROL_SHARE = 10
+FROZEN = 1e-7  # a G's largest weight change that counts as standing still
+
+
+class Outcome(NamedTuple):
+    before: float
+    after: float
+    control: float
+    moved: float  # the trained G's largest weight change
+    control_moved: float  # the control G's
+    skipped: float | None  # the share of D's updates the D skip left out, or None
+
+
 SETTINGS = ("train.batch_size=16", "data.synth_n=2000", "eval.metrics=swd")
 
 
@@ -118,13 +136,20 @@ def calibrated(family: Family, rng, batch: int, batches: int = 50) -> Family:
 
 
 def trained(cfg: config_lib.Config, images: np.ndarray, steps: int = STEPS
-            ) -> tuple[Family, dict[str, float]]:
-    """The family after `steps` steps, calibrated, and the last step's values."""
+            ) -> tuple[Family, dict[str, float], float]:
+    """The family after `steps` steps, calibrated; the last step's values; and how far the
+    weights of its sampler (the generator it scores; its BatchNorm statistics aside, which
+    `calibrated` sets) moved from their initial values, the largest absolute change."""
     gan = engines.create(cfg, images)
+    sampled = [w for w in gan.family.sampler().weights
+               if not w.path.endswith(("moving_mean", "moving_variance"))]
+    initial = [keras.ops.convert_to_numpy(w) for w in sampled]
     for _ in range(steps):
         values = gan.train_step()
     last = {name: float(value) for name, value in values.items()}
-    return calibrated(gan.family, gan.rng, cfg.train.batch_size), last
+    moved = max(float(np.max(np.abs(keras.ops.convert_to_numpy(w) - w0)))
+                for w, w0 in zip(sampled, initial))
+    return calibrated(gan.family, gan.rng, cfg.train.batch_size), last, moved
 
 
 def finest_swd(evaluator: Evaluator, family: Family) -> float:
@@ -141,13 +166,10 @@ def finest_swd(evaluator: Evaluator, family: Family) -> float:
 
 def swd_before_after_control(experiment: str | None, seed: int, steps: int = STEPS,
                              samples: int = 500, extra: tuple[str, ...] = (),
-                             finest: bool = False, size: int = 32
-                             ) -> tuple[float, float, float, float | None]:
-    """SWD of the untrained generator, after STEPS steps, and after STEPS steps with G's
-    updates vanishing, for an experiment's layers, initializers, loss and optimizers at 32 px and
-    batch 16 on the built-in faces at `size` px; `finest`: at the pyramid's finest level alone.
-    Last, the share of D's updates the D skip left out in the trained run (None without a D
-    skip)."""
+                             finest: bool = False, size: int = 32) -> Outcome:
+    """SWD of the untrained generator, after `steps` steps, and after a tenth of them with G's
+    updates vanishing, for an experiment's layers, initializers, loss and optimizers at batch
+    16 on the built-in faces at `size` px; `finest`: at the pyramid's finest level alone."""
     settings = [f"model.image_size={size}", *SETTINGS, f"train.seed={seed}",
                 f"eval.samples={samples}", *extra]
     cfg = config_lib.load(experiment, settings)
@@ -159,23 +181,31 @@ def swd_before_after_control(experiment: str | None, seed: int, steps: int = STE
 
     untrained = engines.create(cfg, images)
     before = score(calibrated(untrained.family, untrained.rng, 16))
-    family, last = trained(cfg, images, steps)  # the same initial weights
+    family, last, moved = trained(cfg, images, steps)  # the same initial weights
     after = score(family)
     frozen_g = config_lib.load(experiment, [*settings, "g_optim.learning_rate=1e-12"])
-    control = score(trained(frozen_g, images, steps)[0])
-    skipped = last.get("d_skipped")
+    control_steps = steps // CONTROL_SHARE
+    control_family, _, control_moved = trained(frozen_g, images, control_steps)
+    outcome = Outcome(before, after, score(control_family), moved, control_moved,
+                      last.get("d_skipped"))
     print(f"{experiment or 'default'} seed {seed}: SWD before {before:.1f}, after {steps} steps "
-          f"{after:.1f}, G's steps vanishing {control:.1f}"
-          + ("" if skipped is None else f"; D's updates skipped: {skipped:.1%}"))
-    return before, after, control, skipped
+          f"{after:.1f} (G's weights moved up to {moved:.2g}), after {control_steps} steps of "
+          f"G's updates vanishing {outcome.control:.1f} (moved up to {control_moved:.2g})"
+          + ("" if outcome.skipped is None else f"; D's updates skipped: {outcome.skipped:.1%}"))
+    return outcome
 
 
-def check(before: float, after: float, control: float, skipped: float | None = None) -> None:
+def check(outcome: Outcome) -> None:
+    before, after, control = outcome.before, outcome.after, outcome.control
     assert np.isfinite(after)
     assert after < MARGIN * before, f"SWD {before:.1f} -> {after:.1f}"
     assert control >= MARGIN * before, f"the control learned: {before:.1f} -> {control:.1f}"
+    # The control's premise: its G stood still (the trained run's G moved by its learning rate
+    # from the first step), so its score is the untrained G's after any number of steps.
+    assert outcome.control_moved < FROZEN, f"the control's G moved {outcome.control_moved:.2g}"
+    assert outcome.moved > FROZEN, f"the trained G moved only {outcome.moved:.2g}"
     # A D-skip preset whose skip never fired would test only the step without it.
-    assert skipped is None or skipped > 0, "the D skip never fired"
+    assert outcome.skipped is None or outcome.skipped > 0, "the D skip never fired"
 
 
 # Experiment -> steps; the margin and the figures above. The longest tests come first, in the
@@ -198,7 +228,7 @@ HALF_WIDTH = {"carpedm20", "carpedm20-l2", "carpedm20-dskip", "carpedm20-dskip-l
 @pytest.mark.parametrize("experiment", [n for n in PRESETS if n != IN_THE_DEFAULT_RUN])
 def test_each_preset_learns_and_its_frozen_g_does_not(experiment):
     width = ("model.filters=32",) if experiment in HALF_WIDTH else ()
-    check(*swd_before_after_control(experiment, 0, PRESETS[experiment], extra=width))
+    check(swd_before_after_control(experiment, 0, PRESETS[experiment], extra=width))
 
 
 BEGAN_STEPS = 1000
@@ -211,7 +241,7 @@ def test_began_learns_fine_detail_and_its_frozen_g_does_not():
     first thousands of steps BEGAN makes one blurry face for every z (its repo's users: two
     distinct faces per grid after 450,000 steps), which the coarser levels, measuring the
     variety of the faces' layouts, score worse than the untrained G's flat grey noise."""
-    check(*swd_before_after_control("began64", 0, BEGAN_STEPS, extra=("model.filters=32",),
+    check(swd_before_after_control("began64", 0, BEGAN_STEPS, extra=("model.filters=32",),
                                     finest=True))
 
 
@@ -223,15 +253,15 @@ STYLEGAN_TEST_SIZE = ('model.channels="64,64,32"', "model.latent_dim=64", "model
 @pytest.mark.jax
 def test_stylegan_learns_and_its_frozen_g_does_not():
     """stylegan-lite's step and optimizers at the test size; scored by its EMA generator."""
-    check(*swd_before_after_control("stylegan-lite", 0, STYLEGAN_STEPS,
+    check(swd_before_after_control("stylegan-lite", 0, STYLEGAN_STEPS,
                                     extra=STYLEGAN_TEST_SIZE, size=16))
 
 
 @pytest.mark.long
 @pytest.mark.jax
 def test_a_few_hundred_steps_improve_the_swd_and_a_frozen_g_does_not():
-    check(*swd_before_after_control(None, 0, size=16))
+    check(swd_before_after_control(None, 0, size=16))
 
 
 def test_a_preset_learns_and_its_frozen_g_does_not():
-    check(*swd_before_after_control(IN_THE_DEFAULT_RUN, 0, PRESETS[IN_THE_DEFAULT_RUN], size=16))
+    check(swd_before_after_control(IN_THE_DEFAULT_RUN, 0, PRESETS[IN_THE_DEFAULT_RUN], size=16))
