@@ -56,12 +56,16 @@ test-slow: $(STAMP)
 test-long: $(STAMP)
 	$(PYTEST) -m long $(call XDIST,worksteal)
 
-# What CI runs on TensorFlow beyond `make test`: the tests of test-long, test-torture and
-# test-dist in one pool of JOBS processes, a process that finishes its share taking from the
-# other's (the torture test's file first, the longest test).
+test-integration: $(STAMP)
+	$(PYTEST) -m integration $(call XDIST,worksteal)
+
+# What CI runs on TensorFlow beyond `make test`: the tests of test-long, test-torture,
+# test-dist and test-integration in one pool of JOBS processes, a process that finishes its
+# share taking from the other's (the torture test's file first, the longest test).
 test-marked: $(STAMP)
-	$(PYTEST) -m "long or torture or distribute" $(call XDIST,worksteal) tests/test_torture.py \
-		tests/test_learning.py tests/test_distribute.py tests/test_stylegan.py
+	$(PYTEST) -m "long or torture or distribute or integration" $(call XDIST,worksteal) \
+		tests/test_torture.py tests/test_learning.py tests/test_distribute.py \
+		tests/test_stylegan.py tests/test_install.py tests/test_resume.py tests/test_toy_family.py
 
 # One run SIGKILLed at 20 moments (inside checkpoint, CSV and plot writes), resumed after each,
 # ends bit for bit as the run in one go (tests/test_torture.py); -s prints the moments.

@@ -232,9 +232,8 @@ def grid_path(out: Path) -> Path:
     return out.with_name(f"{out.name}-grid.png")
 
 
-# Samples are rendered and written this many at a time, so that the images' memory stays
-# bounded whatever --n (the latents are still drawn whole); the grid beside the folder shows
-# the first GRID_MAX of them.
+# Latents are drawn, rendered and written this many at a time, so that memory stays bounded
+# whatever --n; the grid beside the folder shows the first GRID_MAX of them.
 CHUNK = 1024
 GRID_MAX = 1024
 
@@ -386,11 +385,11 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
              ) -> list[str]:
     """Draws the latent vectors the mode asks for, renders and writes them. Interpolations and
     walks work on the latents flattened, then take the sampler's shape again."""
-    from keras_ganime.engines import latents
     from keras_ganime.images.convert import render
 
     def draw(n: int) -> np.ndarray:
-        return latents(family, args.seed, n).reshape(n, -1)
+        return np.concatenate([block(family, args.seed, i)[:n - i * CHUNK]
+                               for i in range(math.ceil(n / CHUNK))])
 
     def images(z: np.ndarray) -> np.ndarray:
         return render(model, z.reshape(len(z), *model.input_shape[1:]))
@@ -421,8 +420,20 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
         return [write_grid(images(z), out / f"walk_{args.walk}.png", args.steps),
                 f"  columns: z[{args.walk}] times {scales}"]
-    z = draw(args.n)
-    return write_samples(lambda start, stop: images(z[start:stop]), args.n, out)
+    return write_samples(
+        lambda start, stop: images(block(family, args.seed, start // CHUNK)[:stop - start]),
+        args.n, out)
+
+
+def block(family: Family, seed: int, i: int) -> np.ndarray:
+    """The i-th CHUNK of generate's latents for `seed`, flattened: the first drawn from the seed
+    itself, each later one from a seed derived from (seed, i), so that a larger --n begins with
+    a smaller one's faces and no block of one seed is a block of another."""
+    from keras_ganime.engines import latents
+
+    if i:
+        seed = int(np.random.SeedSequence([seed % 2**32, i]).generate_state(1)[0])
+    return latents(family, seed, CHUNK).reshape(CHUNK, -1)
 
 
 @errors.command

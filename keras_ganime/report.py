@@ -220,9 +220,13 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
         eval_note = (f"{failures} evaluation(s) failed, the last at step "
                      f"{run.info.get('last_eval_error_step')}: {run.info.get('last_eval_error')}"
                      if failures else "")
+        warmup = getattr(run.cfg.train, "warmup_steps", 0)
         parts.append(f"<h3>{html.escape(label)}</h3>"
                      + "".join(f'<p class="fail">{html.escape(text)}</p>'
                                for text in (reason, eval_note) if text)
+                     + (f"<p>G's warm-up held its updates for the first {warmup:,} steps "
+                        f"(train.warmup_steps): its loss starts at step {warmup + 1:,}.</p>"
+                        if warmup else "")
                      + '<div class="row">')
         if run.losses:
             loss_png = f"{run.path.name}-loss.png"

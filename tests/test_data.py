@@ -501,3 +501,45 @@ def test_split_holds_out_the_encoders_tenth(tmp_path):
     assert sorted(held.filenames) == sorted(f"{i}.png" for i in held_index)
     assert not set(train.filenames) & set(held.filenames)
     np.testing.assert_array_equal(held.images[:, 0, 0, 0], [i * 8 for i in held_index])
+
+
+def test_info_says_how_a_file_was_prepared_and_an_old_file_that_it_does_not(tmp_path, capsys):
+    """prepare, synth and split record their command, settings and counts in the file
+    (format 2); `data info` prints them without reading the images; a file of format 1 (no
+    attributes) reads as before and says it does not record them; a newer format is one line."""
+    src = tmp_path / "src"
+    make_bad_folder(src)
+    run(src, tmp_path / "faces.h5", fit="pad", resample="nearest")
+    assert data_command.main(["info", str(tmp_path / "faces.h5")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{tmp_path / 'faces.h5'}: 2 images of {SIZE}x{SIZE} pixels, HDF5 "
+                           f"format {data.FORMAT_VERSION}\n")
+    for line in ("made by `data prepare` on ", f"source: {src.resolve()}\n", f"size: {SIZE}\n",
+                 "fit: pad\n", "resample: nearest\n", "images kept: 2\n", "skipped: 4\n"):
+        assert line in text, line
+    assert data_command.main(["synth", str(tmp_path / "s.h5"), "--n", "3", "--size", "8",
+                              "--seed", "5"]) == 0
+    assert data_command.main(["info", str(tmp_path / "s.h5")]) == 0
+    text = capsys.readouterr().out
+    assert "made by `data synth`" in text and "seed: 5\n" in text and "attributes: hair," in text
+
+    old = tmp_path / "old.h5"
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    with h5py.File(old, "w") as f:  # format 1: the datasets, no attributes
+        f.create_dataset("images", data=images)
+        f.create_dataset("labels", data=np.array([0, -1], np.int32))
+        f.create_dataset("class_names", data=["a"], dtype=h5py.string_dtype())
+        f.create_dataset("filenames", data=["x", "y"], dtype=h5py.string_dtype())
+    np.testing.assert_array_equal(read_h5(old).images, images)
+    assert data_command.main(["info", str(old)]) == 0
+    text = capsys.readouterr().out
+    assert "HDF5 format 1\n" in text and "how it was made: not recorded" in text
+    assert "classes: 1 (a), 1 images labelled" in text
+    with h5py.File(old, "a") as f:
+        f.attrs["format_version"] = data.FORMAT_VERSION + 1
+    for call in (lambda: read_h5(old), lambda: data.info(old)):
+        with pytest.raises(DataError, match=f"format {data.FORMAT_VERSION + 1}, made by a newer "
+                                            f"keras_ganime .*; upgrade keras_ganime$"):
+            call()
+    assert data_command.main(["info", str(tmp_path)]) == 2
+    assert "a folder, where an HDF5 file of faces is needed" in capsys.readouterr().err

@@ -120,3 +120,49 @@ def test_a_runs_folder_that_is_a_file_is_one_line_before_tensorflow(tmp_path, ca
     assert capsys.readouterr().err == (
         f"error: {tmp_path / 'runs'}: a file, where output.runs_dir {tmp_path / 'runs' / 'x'} "
         f"needs a folder; choose another output.runs_dir\n")
+
+
+# TensorFlow 2.21's C++ start-up lines on a machine without a GPU, as written to standard error.
+START_UP = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    ("I0000 00:00:1796659556.348129   31258 port.cc:153] oneDNN custom operations are on. You may "
+    "see slightly different numerical results due to floating-point round-off errors from "
+    "different computation orders. To turn them off, set the environment variable "
+    "`TF_ENABLE_ONEDNN_OPTS=0`."),
+    ("I0000 00:00:1796659556.348522   31258 cudart_stub.cc:31] Could not find cuda drivers on "
+    "your machine, GPU will not be used."),
+    ("E0000 00:00:1796659564.206521   31258 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"),
+]
+# What must still show: a real error of TensorFlow's, and a progress bar's unended updates.
+KEPT = ("E0000 00:00:1796659570.000001   31258 op_kernel.cc:1857] OP_REQUIRES failed at "
+        "conv_ops.cc:12 : RESOURCE_EXHAUSTED: OOM when allocating tensor")
+WRITER = """import os, sys
+from keras_ganime import errors
+lines = sys.argv[1:]
+with errors.start_up_filter():
+    for line in lines[:-1]:
+        os.write(2, line.encode() + b"\\n")  # as C++ writes, past Python's sys.stderr
+    for part in ("\\r 10%|#", "\\r 20%|##"):
+        os.write(2, part.encode())
+    os.write(2, b"\\n")
+    print(lines[-1], file=sys.stderr)  # Python's own line: straight through
+os.write(2, b"after\\n")  # the descriptor is standard error again
+"""
+
+
+def test_tensorflows_start_up_lines_are_dropped_and_its_errors_kept():
+    """Through errors.start_up_filter (every command's, run as one): TensorFlow's oneDNN and
+    CUDA start-up lines on a machine without a GPU are dropped; any other line, a TensorFlow
+    error's included, passes, and so do a progress bar's updates, which end no line."""
+    lines = [*START_UP, KEPT, "error: the one line"]
+    done = subprocess.run([sys.executable, "-c", WRITER, *lines], cwd=ROOT, capture_output=True,
+                          timeout=60, check=True)
+    # Python's own line goes straight to standard error, the others through the filter.
+    assert sorted(done.stderr.decode().split("\n")) == sorted(
+        [KEPT, "\r 10%|#\r 20%|##", "error: the one line", "after", ""])
+    assert done.stderr.endswith(b"after\n")
+    on_a_gpu = errors.start_up_noise(gpu=True)  # there, CUDA's lines say why it is not used
+    assert [bool(on_a_gpu.fullmatch(line.encode())) for line in START_UP] == [
+        True, True, False, False]
+    assert not errors.start_up_noise(gpu=False).fullmatch(KEPT.encode())

@@ -273,23 +273,31 @@ def test_a_file_size_limit_is_one_line_and_leaves_no_folder(run, tmp_path, capsy
 
 def test_samples_are_written_a_chunk_at_a_time_and_the_space_checked(run, tmp_path, capsys,
                                                                     monkeypatch):
-    """In chunks of 4, ten images are rendered 4 + 4 + 2 and are the images of one chunk; the
-    grid shows the first GRID_MAX (8 here); on a disk with no space free, the first chunk tells
-    and the folder goes."""
+    """In chunks of 4, ten latents are drawn 4 at a time and their images rendered 4 + 4 + 2;
+    a larger --n begins with a smaller one's images, and no two blocks are alike; the grid
+    shows the first GRID_MAX (8 here); on a disk with no space free, the first chunk tells and
+    the folder goes."""
+    from keras_ganime import engines
     from keras_ganime.images import convert
 
     whole = sample(run, tmp_path / "whole", "--n", "10")
-    rendered = []
-    real = convert.render
+    assert all((a == b).all() for a, b in zip(sample(run, tmp_path / "three", "--n", "3"),
+                                              whole, strict=False))
+    rendered, drawn = [], []
+    real, latents = convert.render, engines.latents
     monkeypatch.setattr(convert, "render", lambda m, z: rendered.append(len(z)) or real(m, z))
+    monkeypatch.setattr(engines, "latents",
+                        lambda family, seed, n: drawn.append(n) or latents(family, seed, n))
     monkeypatch.setattr(generate, "CHUNK", 4)
     monkeypatch.setattr(generate, "GRID_MAX", 8)
     capsys.readouterr()
     chunked = sample(run, tmp_path / "chunked", "--n", "10")
-    assert rendered == [4, 4, 2]
-    assert len(chunked) == 10 and all((a == b).all() for a, b in zip(whole, chunked, strict=True))
+    assert rendered == [4, 4, 2] and drawn == [4, 4, 4]
+    assert len(chunked) == 10 and not (chunked[0] == chunked[4]).all()
     assert capsys.readouterr().out.splitlines()[-1].endswith(" (the first 8)")
     picture(tmp_path / "chunked-grid.png", 3, 3)
+    six = sample(run, tmp_path / "six", "--n", "6")
+    assert all((a == b).all() for a, b in zip(six, chunked, strict=False))
     usage = shutil.disk_usage
     monkeypatch.setattr(generate.shutil, "disk_usage", lambda path: usage(path)._replace(free=0))
     assert generate.main([str(run), "--n", "10", "--out", str(tmp_path / "full")]) == 2

@@ -67,6 +67,7 @@ def test_the_wheel_carries_every_file_the_package_tracks(wheel):
     assert sorted(shipped - tracked) == [], "in the wheel, but not tracked"
 
 
+@pytest.mark.integration
 def test_the_installed_wheel_trains_evaluates_generates_and_reports_from_an_empty_directory(
         tmp_path, wheel):
     site, work = tmp_path / "site", tmp_path / "work"
@@ -106,6 +107,7 @@ def test_the_installed_wheel_trains_evaluates_generates_and_reports_from_an_empt
     assert _files(site) == installed, "the run wrote into the installed package"
 
 
+@pytest.mark.integration
 def test_a_relative_data_path_resumes_from_elsewhere_and_progress_shows_in_a_log(tmp_path):
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()

@@ -43,6 +43,9 @@ def test_report_page_and_its_pictures(runs_dir, tmp_path):
     assert "2 run(s)" in page and "seeds 0, 1" in page
     assert "g_loss above 15 for more than 30 steps in a row" in page
     assert "2 evaluation(s) failed, the last at step 6: ValueError: x" in page
+    # tiny's warm-up: 2 steps without G's update, said once per run.
+    assert page.count("G's warm-up held its updates for the first 2 steps (train.warmup_steps):"
+                      " its loss starts at step 3.") == 2
     # Every picture the page names is beside it: two loss plots, one metric plot, and the
     # fixed-noise grids of both runs at steps 3 and 6.
     pictures = re.findall(r'src="([^"]+)"', page)

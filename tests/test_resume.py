@@ -183,6 +183,7 @@ def _wait_for_checkpoint(tmp_path, process, step: int):
     raise AssertionError(f"no checkpoint at step {step}: {process.communicate()[1][-2000:]}")
 
 
+@pytest.mark.integration
 def test_sigkill_mid_run_then_resume_to_the_end(tmp_path):
     process = _start(tmp_path, "--steps", "400")
     run = _wait_for_checkpoint(tmp_path, process, 10)

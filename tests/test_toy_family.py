@@ -2,6 +2,7 @@
 part of it: it trains through the real loop, shows its own names in every output, skips its gated
 phase, records its own failure rule, resumes bit for bit after SIGKILL, and generates."""
 
+import dataclasses
 import io
 import signal
 import subprocess
@@ -135,6 +136,7 @@ def _state(run: Path, step: int) -> dict[str, np.ndarray]:
             if "save_counter" not in k and k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
+@pytest.mark.integration
 def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path, data):
     killed = _start(data, tmp_path / "killed", "--steps", "1000000")
     deadline = time.monotonic() + 120
@@ -220,3 +222,24 @@ def test_a_family_that_fills_no_networks_is_refused(monkeypatch):
     monkeypatch.setattr(toy_family_nets.Family, "__init__", without_networks)
     with pytest.raises(TypeError, match="the toy family's constructor filled no networks"):
         build_family(cfg)
+
+
+def test_a_logged_name_no_step_gives_is_refused_when_the_family_is_built(monkeypatch):
+    """A name the spec logs or shows that neither a phase nor after_step gives is refused at
+    build, not a KeyError at the first logged step; and after_step must give what its
+    after_outputs names (checked as the step is traced)."""
+    from keras_ganime import families
+    from keras_ganime.engines import common
+    from tests import toy_family, toy_family_nets
+
+    cfg = config_lib.load(None, ["model.family=\"toy\""])
+    monkeypatch.setitem(families.SPECS, "toy", dataclasses.replace(
+        toy_family.SPEC, logged=lambda cfg: ("d_loss", "balance", "d_gap")))
+    with pytest.raises(TypeError, match="logs or shows d_gap, which no phase outputs"):
+        common.build_family(cfg)
+    monkeypatch.undo()
+    family = common.build_family(cfg)
+    monkeypatch.setattr(toy_family_nets.Family, "after_outputs", ("balance", "ratio"))
+    with pytest.raises(TypeError, match=r"after_step gave \['balance'\], its after_outputs "
+                                        r"names \['balance', 'ratio'\]"):
+        common.after_step(family, {"d_loss": 1.0, "g_loss": 2.0}, None)

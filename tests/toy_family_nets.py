@@ -79,6 +79,8 @@ class Family(base.Family):
             return ops.mean(ops.abs(x) if penalty == "l1" else ops.square(x)), None
         return {f"reg_{penalty}": ctx.update(self.g_optim, g.trainable_variables, reg)[0]}
 
+    after_outputs = ("balance",)
+
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
         ratio = values["d_loss"] / values["g_loss"]
         m = self.cfg.toy.momentum

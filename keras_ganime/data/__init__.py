@@ -9,10 +9,14 @@ HDF5 layout (one file per dataset):
     class_names  (C,) str
     filenames    (N,) str, each image's source path relative to the source folder
     attributes   (N, K) int32 and attribute_names (K,) str: only for the synthetic faces
+    attributes of the file: format_version (2; a file without it is of format 1, read alike)
+    and `made`, JSON of how it was made (the command, its source and settings, the counts
+    kept and skipped, the time and the package's version), which `data info FILE` prints
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import multiprocessing
 import multiprocessing.pool
@@ -42,6 +46,9 @@ RESAMPLES = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NE
 # The smallest image side `prepare` takes (and the smallest --size): below it a file is no face.
 MIN_SIDE = 8
 MAKE_H5 = "make one with python -m keras_ganime.data prepare FOLDER OUT.h5"
+# The layout's version, in each file's attributes: a reader refuses a newer one in one line.
+# 2 added the attributes `format_version` and `made`; version 1's files read the same.
+FORMAT_VERSION = 2
 
 
 class DataError(errors.Error, ValueError):
@@ -98,11 +105,19 @@ def write_h5(
     class_names: list[str],
     filenames: list[str],
     attributes: dict[str, tuple[np.ndarray, tuple[str, ...]]] | None = None,
+    made: dict[str, Any] | None = None,
 ) -> None:
-    """Write atomically: a killed write never leaves a half file under the final name."""
+    """Write atomically: a killed write never leaves a half file under the final name. `made`:
+    how the file was made (the command as "by", its settings and counts), recorded with the
+    time and the package's version."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # two writers never share one
     with h5py.File(tmp, "w") as f:
+        f.attrs["format_version"] = FORMAT_VERSION
+        if made is not None:
+            f.attrs["made"] = json.dumps({
+                **made, "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "keras_ganime": package_version()})
         f.create_dataset("images", data=images, dtype=np.uint8)
         f.create_dataset("labels", data=np.asarray(labels, np.int32))
         f.create_dataset("class_names", data=class_names, dtype=STR)
@@ -115,6 +130,13 @@ def write_h5(
             f.attrs["attribute_values"] = json.dumps(
                 {k: list(n) for k, (_, n) in attributes.items()})
     os.replace(tmp, out)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("keras_ganime")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
+        return "not installed"
 
 
 def check_file(path: str | Path) -> Path:
@@ -138,6 +160,7 @@ def read_h5(path: str | Path) -> ImageSet:
     names = ("images", "labels", "class_names", "filenames")
     try:
         with h5py.File(path, "r") as f:
+            check_version(path, f)
             if missing := [n for n in names if n not in f]:
                 raise DataError(f"{path}: not a keras_ganime HDF5 file (it has no "
                                 f"{', '.join(map(repr, missing))}); {MAKE_H5}")
@@ -151,6 +174,49 @@ def read_h5(path: str | Path) -> ImageSet:
         raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array, got "
                         f"{images.dtype} {images.shape}; {MAKE_H5}")
     return ImageSet(images, labels, class_names, filenames)
+
+
+def check_version(path: Path, f: h5py.File) -> int:
+    """The file's format version (1 where it has none), refused in one line if newer than this
+    package reads."""
+    version = int(f.attrs.get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise DataError(f"{path}: an HDF5 file of format {version}, made by a newer keras_ganime "
+                        f"(this one reads up to {FORMAT_VERSION}); upgrade keras_ganime")
+    return version
+
+
+def info(path: str | Path) -> str:
+    """What `data info FILE` prints: the file's images, classes and format, and how it was made
+    as far as the file records it; the images themselves are not read."""
+    path = check_file(path)
+    try:
+        with h5py.File(path, "r") as f:
+            version = check_version(path, f)
+            shape = f["images"].shape
+            classes = [s.decode() for s in f["class_names"][...]]
+            labelled = int(np.count_nonzero(f["labels"][...] >= 0))
+            attributes = ([s.decode() for s in f["attribute_names"][...]]
+                          if "attribute_names" in f else [])
+            made = json.loads(f.attrs["made"]) if "made" in f.attrs else None
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError) as e:  # h5py's errors, JSON's
+        raise DataError(f"{path}: not a keras_ganime HDF5 file ({e}); {MAKE_H5}") from None
+    shown = ", ".join(classes[:8]) + (", ..." if len(classes) > 8 else "")
+    lines = [(f"{path}: {shape[0]:,} images of {shape[2]}x{shape[1]} pixels, HDF5 format "
+              f"{version}"),
+             (f"  classes: {len(classes)} ({shown}), {labelled:,} images labelled" if classes
+              else "  classes: none")]
+    if attributes:
+        lines.append(f"  attributes: {', '.join(attributes)}")
+    if made is None:
+        lines.append("  how it was made: not recorded (files made before format 2 do not say)")
+    else:
+        by, at, version_made = made.pop("by"), made.pop("at"), made.pop("keras_ganime")
+        lines.append(f"  made by `data {by}` on {at} (keras_ganime {version_made})")
+        lines += [f"  {key}: {value}" for key, value in made.items()]
+    return "\n".join(lines)
 
 
 # --- prepare: folder -> HDF5 ---------------------------------------------------------------
@@ -332,7 +398,12 @@ def prepare(
         raise DataError(f"{out}: already exists; pass --force to replace it")
     start = time.perf_counter()
     folder = read_folder(src, size, workers, progress, fit=fit, resample=resample)
-    write_h5(out, folder.images, folder.labels, folder.class_names, folder.files)
+    write_h5(out, folder.images, folder.labels, folder.class_names, folder.files,
+             made={"by": "prepare", "source": str(src.resolve()), "size": size, "fit": fit,
+                   "resample": resample, "images kept": len(folder.images),
+                   "kept in part": len(folder.notes), "skipped": len(folder.bad),
+                   "ignored (not images by name)": len(folder.ignored),
+                   "links to folders not followed": len(folder.links)})
     return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
                           out.stat().st_size / 2**20, folder.bad, len(folder.ignored),
                           folder.ignored[:5], folder.notes, folder.links)
@@ -395,6 +466,7 @@ def synth(
         out, images, attributes[:, hair], list(synth_faces.ATTRIBUTES["hair"]),
         [f"synthetic/{seed}/{i}" for i in range(n)],
         {k: (attributes[:, j], v) for j, (k, v) in enumerate(synth_faces.ATTRIBUTES.items())},
+        made={"by": "synth", "n": n, "size": size, "seed": seed},
     )
     return out
 

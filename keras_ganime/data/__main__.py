@@ -1,4 +1,4 @@
-"""python -m keras_ganime.data: prepare, draw, split or fetch a dataset (see the package's
+"""python -m keras_ganime.data: prepare, draw, split, fetch or describe a dataset (see the package's
 docstring, which --help prints)."""
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def split_tagged(src: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
     paths = (out_dir / "train.h5", out_dir / "held-out.h5")
     for index, path in zip(split(len(faces.images)), paths, strict=True):
         write_h5(path, faces.images[index], faces.hair[index], faces.hair_names,
-                 [faces.filenames[i] for i in index])
+                 [faces.filenames[i] for i in index],
+                 made={"by": "split", "source": str(Path(src).resolve()),
+                       "part": path.stem, "of": len(faces.images)})
     return paths
 
 
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "held-out.h5, the anime encoder's split")
     t.add_argument("src", help="folder with images/ and tags.csv")
     t.add_argument("out_dir", help="folder for train.h5 and held-out.h5")
+    i = sub.add_parser("info", help="a prepared HDF5 file's images, classes, format and how it "
+                                    "was made")
+    i.add_argument("file", help="HDF5 file")
     g = sub.add_parser("fetch", help="download, check and unzip a public dataset, then prepare it "
                                      "(keras_ganime/data/fetch.py)")
     g.add_argument("name", choices=["animeface"],
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
     g.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
-    if args.command == "split":
+    if args.command == "info":
+        print(data.info(args.file))
+    elif args.command == "split":
         for path in split_tagged(args.src, args.out_dir):
             print(f"wrote {path} ({len(read_h5(path).images)} faces)")
     elif args.command == "fetch":

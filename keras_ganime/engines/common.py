@@ -100,12 +100,33 @@ def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any
 
 def build_family(cfg: Config, build: Build | None = None) -> Family:
     """The family `cfg` names; by default with Keras's own layers in float32, as for sampling. A
-    family whose constructor filled no `networks` is refused: it would checkpoint no weights."""
+    family whose constructor filled no `networks` is refused (it would checkpoint no weights),
+    and one whose spec logs or shows a value that neither a phase nor `after_step` gives (a
+    KeyError at the first logged step otherwise)."""
     family = families.load(cfg.family)(cfg, build or Build())
     if not family.networks:
         raise TypeError(f"the {cfg.family} family's constructor filled no networks (name -> "
                         f"keras.Model), so its checkpoints would hold no weights")
+    spec = families.SPECS[cfg.family]
+    given = {n for p in family.phases for n in p.outputs} | set(family.after_outputs)
+    wanted = [*spec.logged(cfg), *spec.progress(cfg).values()]
+    missing = sorted({n for n in wanted if n not in given})
+    if missing:
+        raise TypeError(f"the {cfg.family} family's spec logs or shows {', '.join(missing)}, "
+                        f"which no phase outputs and after_outputs does not name (it gives "
+                        f"{', '.join(sorted(given))})")
     return family
+
+
+def after_step(family: Family, values: Mapping[str, Any], draws: Any) -> dict[str, Any]:
+    """family.after_step's values, checked (as an engine traces its step) to be the ones its
+    `after_outputs` names."""
+    after = family.after_step(values, draws)
+    if set(after) != set(family.after_outputs):
+        raise TypeError(f"the {family.cfg.family} family's after_step gave "
+                        f"{sorted(after) or 'nothing'}, its after_outputs names "
+                        f"{sorted(family.after_outputs) or 'nothing'}")
+    return after
 
 
 class Sampling:

@@ -301,7 +301,7 @@ class JaxEngine(Sampling):
             finite &= ok if ran is None else (ok | ~ran)
         state["step"] = step = state["step"] + 1
         with self._scope(values) as after_values:
-            after = self.family.after_step(outputs, draws)
+            after = common.after_step(self.family, outputs, draws)
             after = {k: jnp.asarray(v, jnp.float32) for k, v in after.items()}
             for v in after.values():
                 finite &= jnp.isfinite(v)

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from keras_ganime.config import Config
 from keras_ganime.data import check_enough
-from keras_ganime.engines import checkpoints, distribute
+from keras_ganime.engines import checkpoints, common, distribute
 from keras_ganime.engines.common import (
     GRID_SEED,
     POLICIES,
@@ -221,7 +221,7 @@ class Engine(Sampling):
             ok = tf.reduce_all([tf.math.is_finite(v) for v in out.values()])
             finite &= ok if ran is None else (ok | ~ran)
         self.step.assign_add(1)
-        after = self.family.after_step(values, draws)
+        after = common.after_step(self.family, values, draws)
         for v in after.values():
             finite &= tf.math.is_finite(v)
         values.update(after)

@@ -150,8 +150,15 @@ class Family:
 
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
         """State updated once per step from the global batch's values and draws (k_t, EMA
-        weights, w_avg from the step's latents, ...); returns more values to log."""
+        weights, w_avg from the step's latents, ...); returns more values to log, named by
+        `after_outputs`."""
         return {}
+
+    @property
+    def after_outputs(self) -> tuple[str, ...]:
+        """The names of `after_step`'s values: with the phases' outputs, what the family's
+        spec may log and show (engines.common.build_family checks)."""
+        return ()
 
     def rules(self) -> list[Any]:
         """The failure watch's rules (failure.LossRule), checked on the device every step."""

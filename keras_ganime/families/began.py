@@ -167,6 +167,8 @@ class Family(base.Family):
             losses)
         return {"L_real": l_real, "L_fake": l_fake, "d_loss": d_loss, "g_loss": g_loss}
 
+    after_outputs = ("k_t", "M_global")
+
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
         """k_t's control step, from the global batch's losses of this step."""
         b = self.cfg.began

@@ -251,7 +251,8 @@ class Family(base.Family):
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
         if cfg.train.d_skip_ratio:
-            # D's updates skipped and steps taken, for the share of skips that is logged.
+            # D's updates skipped and steps taken since the last logged step, for the share
+            # of skips that is logged.
             self.skips = keras.Variable([0.0, 0.0], trainable=False, name="d_skips",
                                         aggregation="only_first_replica")
 
@@ -376,11 +377,19 @@ class Family(base.Family):
 
         return ctx.update(self.g_optim, g.trainable_variables, loss)[0]
 
+    @property
+    def after_outputs(self) -> tuple[str, ...]:
+        return (dcgan_settings.SKIPPED,) if self.cfg.train.d_skip_ratio else ()
+
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
         if not self.cfg.train.d_skip_ratio:
             return {}
-        self.skips.assign(self.skips + ops.stack([values["d_skip"], 1.0]))
-        return {dcgan_settings.SKIPPED: self.skips[0] / self.skips[1]}
+        skips = self.skips + ops.stack([values["d_skip"], 1.0])
+        # The count starts again after every log_every steps, the steps the loop logs: each
+        # logged share is of the steps since the last logged one.
+        self.skips.assign(ops.where(skips[1] >= self.cfg.output.log_every,
+                                    ops.zeros_like(skips), skips))
+        return {dcgan_settings.SKIPPED: skips[0] / skips[1]}
 
     def checkpoint_objects(self) -> dict[str, Any]:
         extra = {"d_skips": self.skips} if self.cfg.train.d_skip_ratio else {}

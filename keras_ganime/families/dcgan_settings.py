@@ -133,7 +133,7 @@ def validate(cfg: Config) -> None:
 
 LOSSES = ("d_loss0", "d_loss1", "g_loss")  # D on fakes, D on reals, G through D
 LOGGED = (*LOSSES, "real_score", "fake_score")  # the scores: D's mean probability on each batch
-SKIPPED = "d_skipped"  # the share of D's updates skipped so far (train.d_skip_ratio)
+SKIPPED = "d_skipped"  # the share of D's updates skipped since the last logged step
 
 
 def _logged(cfg: Any) -> tuple[str, ...]:
