@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import sys
+import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from keras_ganime import config as config_lib
 from keras_ganime import errors, families
 from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints
+from keras_ganime.engines.common import EXPORT_SETTINGS
 from keras_ganime.images import viz
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
@@ -56,7 +58,9 @@ class Source:
 
     path: Path  # as named on the command line
     model_file: Path | None  # a saved generator; None: rebuild it and restore a checkpoint
-    config: Config | None  # the run's settings; None for a .keras file away from its run
+    # The run's settings (away from its run, as its .keras file recorded them); None for a file
+    # that records none, whose family its input shape tells (bare_file_config).
+    config: Config | None
 
 
 def _layers(config: object) -> Iterator[str]:
@@ -95,10 +99,11 @@ def find_source(path: Path) -> Source:
         if path.suffix != ".keras":
             raise GenerateError(f"{path}: neither a run directory nor a .keras generator")
         check_model_file(path)
-        # A generator.keras still in its run directory keeps the run's family and latents.
+        # A generator.keras still in its run directory keeps the run's family and latents;
+        # away from it, the settings recorded in the file (None in a file older than that).
         beside = path.parent / "config.toml"
         return Source(path, path, config_lib.read_run_config(path.parent)
-                      if beside.is_file() else None)
+                      if beside.is_file() else recorded_settings(path))
     cfg = config_lib.read_run_config(path)
     if (path / "generator.keras").is_file():
         check_model_file(path / "generator.keras")
@@ -108,12 +113,29 @@ def find_source(path: Path) -> Source:
     return Source(path, None, cfg)
 
 
+def recorded_settings(path: Path) -> Config | None:
+    """The run's settings that the export recorded in the .keras file, or None where it has
+    none (an export older than the record, or another program's)."""
+    with zipfile.ZipFile(path) as zf:
+        comment = zf.comment
+    if not comment.startswith(EXPORT_SETTINGS):
+        return None
+    try:
+        table = tomllib.loads(comment[len(EXPORT_SETTINGS):].decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise GenerateError(f"{path}: its recorded settings are not valid TOML ({e}); sample "
+                            f"from its run directory") from None
+    return config_lib.from_dict(table, f"{path} (its recorded settings)")
+
+
 def default_out(source: Source) -> Path:
     """generated/ in the run directory: the run's own, or the one its generator.keras is in."""
-    if source.config is None:
+    if source.path.is_dir():
+        return source.path / "generated"
+    if not (source.path.parent / "config.toml").is_file():
         raise GenerateError(f"{source.path}: a generator away from its run has no folder of its "
                             f"own for the images; name one with --out")
-    return (source.path if source.path.is_dir() else source.path.parent) / "generated"
+    return source.path.parent / "generated"
 
 
 def check_walk(index: int | None, latent_dim: int) -> None:
@@ -132,8 +154,9 @@ def load_model(path: Path) -> keras.Model:
 
 
 def bare_file_config(path: Path, model: keras.Model) -> Config:
-    """The family of a .keras generator away from its run, told by its input: a DCGAN's takes
-    (1, 1, latent) noise, BEGAN's a flat (latent,) vector."""
+    """The family of a .keras generator away from its run that records no settings (an export
+    older than the record), told by its input: a DCGAN's takes (1, 1, latent) noise, read as
+    the reference's, BEGAN's a flat (latent,) vector."""
     shape = tuple(model.input_shape)
     if len(shape) == 4 and shape[1:3] == (1, 1):
         return config_lib.load(None, [f"model.latent_dim={shape[-1]}"])

@@ -75,8 +75,10 @@ def evaluated_run(tmp_path_factory, images):
 def test_training_logs_metrics_every_eval_every_steps(evaluated_run):
     rows = read_csv(evaluated_run / "metrics.csv")
     assert [r["step"] for r in rows] == [3, 6]
-    assert list(rows[0]) == ["step", "swd", "checkerboard", "eval_s", "wall_s"]
+    assert list(rows[0]) == ["step", "swd", "checkerboard", "swd_patches", "eval_s", "wall_s"]
     assert all(r["swd"] > 0 and r["checkerboard"] > 0 for r in rows)
+    # Beside each SWD, its patches per level: 128 from each of the 32 samples' images.
+    assert all(r["swd_patches"] == 128 * 32 for r in rows)
     assert (evaluated_run / "metrics.png").stat().st_size > 1000
 
 
@@ -95,6 +97,7 @@ def test_evaluate_run_reproduces_the_metrics_logged_in_training(evaluated_run, i
         # Same weights (restored from the checkpoint), same latents, same reals: same numbers.
         assert result["swd"] == pytest.approx(row["swd"], rel=1e-6)
         assert result["checkerboard"] == pytest.approx(row["checkerboard"], rel=1e-6)
+        assert result["swd_patches"] == row["swd_patches"] == 128 * 32
 
 
 def write_folder(path, images):

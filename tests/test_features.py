@@ -109,7 +109,11 @@ def test_compute_metrics(synthetic: np.ndarray) -> None:
     real, other = synthetic[:24], synthetic[24:]
     names = ["fid_anime", "kid_anime", "dup_anime", "swd", "checkerboard"]
     clean = compute_metrics(real, other, names)
-    assert list(clean) == names and all(isinstance(v, float) for v in clean.values())
+    # Beside the SWD, its patches per level: 128 from each image of the smaller set.
+    assert list(clean) == ["fid_anime", "kid_anime", "dup_anime", "swd", "swd_patches",
+                           "checkerboard"] and clean["swd_patches"] == 128 * min(len(real),
+                                                                                  len(other))
+    assert all(isinstance(clean[n], float) for n in names)
     damaged = compute_metrics(real, degrade.degrade(other, "checkerboard", 1.0), names)
     for name in ("fid_anime", "kid_anime", "swd", "checkerboard"):
         assert damaged[name] > clean[name], name

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +327,28 @@ def test_damaged_checkpoints_are_skipped_in_one_line_each(stopped, tmp_path, cap
     assert err.startswith(f"error: {run / 'checkpoints'}: none of its 2 checkpoints reads "
                           f"completely (the newest, ckpt-6: ")
     assert err.endswith("); start a new run, or copy the checkpoint files again")
+
+
+def test_a_generator_away_from_its_run_samples_as_in_its_run(tmp_path):
+    """A .keras export records its run's settings: away from its run, a generator of Gaussian
+    noise draws Gaussian latents, as in its run; a file without the record (an older export) is
+    still read, by its input shape, as the reference's (binary noise): other faces."""
+    cfg = config_lib.load(None, [
+        f"model.image_size={SIZE}", f"model.latent_dim={LATENT}", 'model.noise="gaussian"',
+        "train.batch_size=8", "train.steps=2", f'output.runs_dir="{tmp_path / "runs"}"'])
+    images = np.random.default_rng(0).integers(0, 256, (40, SIZE, SIZE, 3), dtype=np.uint8)
+    with new_run(cfg) as run_dir:
+        fit(Engine(cfg, images), run_dir, progress=False)
+    alone = tmp_path / "alone.keras"
+    shutil.copy(run_dir.path / "generator.keras", alone)
+    in_run = np.stack(sample(run_dir.path, tmp_path / "a", "--n", "4", "--seed", "2"))
+    np.testing.assert_array_equal(np.stack(sample(alone, tmp_path / "b", "--n", "4", "--seed",
+                                                  "2")), in_run)
+    with zipfile.ZipFile(alone) as archive:  # Keras's own three members, and the record
+        assert len(archive.namelist()) == 3 and b"noise = \"gaussian\"" in archive.comment
+    older = tmp_path / "older.keras"
+    shutil.copy(alone, older)
+    with zipfile.ZipFile(older, "a") as archive:
+        archive.comment = b""
+    assert not (np.stack(sample(older, tmp_path / "c", "--n", "4", "--seed", "2")) ==
+                in_run).all()

@@ -1,15 +1,21 @@
 """The engine and the loop: optimizers, one trace, the run directory's outputs, speed settings."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from keras_ganime import settings
+from keras_ganime.engines import common
 from keras_ganime.engines.tensorflow import Engine
 from keras_ganime.families.optimizers import build_optimizer
+from keras_ganime.settings import ConfigError
 from keras_ganime.training.loop import fit, new_run
 from tests.helpers import changed, random_images, snapshot, tiny
+
+NO_BFLOAT16 = common.NO_BFLOAT16_ISAS
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +74,9 @@ def test_run_writes_its_outputs(tmp_path, images):
                                      "train.mixed_precision=float16"])
 def test_speed_settings_train(images, setting):
     key, value = setting.split("=")
+    if value == "bfloat16" and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_BFLOAT16:
+        pytest.skip("oneDNN capped where it has no bfloat16 convolutions: refused, as "
+                    "test_bfloat16_under_a_cap_without_it_is_one_line checks")
     gan = Engine(tiny(**{key: value, "train.warmup_steps": 0}), images)
     g0 = snapshot(gan.family.generator)
     for _ in range(3):
@@ -78,3 +87,15 @@ def test_speed_settings_train(images, setting):
         conv = gan.family.generator.layers[1]
         assert conv.compute_dtype == value and conv.variable_dtype == "float32"
         assert gan.family.discriminator.output.dtype == "float32"  # probabilities stay float32
+
+
+
+def test_bfloat16_under_a_cap_without_it_is_one_line(images, monkeypatch):
+    """With oneDNN capped at AVX2 (as CI's proxy for a processor without AVX-512 caps it),
+    bfloat16 is refused before anything is built, rather than failing in its first step."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    with pytest.raises(ConfigError, match=r"^train.mixed_precision = bfloat16: oneDNN is capped "
+                                          r"at avx2 \(ONEDNN_MAX_CPU_ISA\), where it has no "
+                                          r"bfloat16 convolutions; unset the cap, or train in "
+                                          r"float32$"):
+        Engine(tiny(**{"train.mixed_precision": "bfloat16"}), images)

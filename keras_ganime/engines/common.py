@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_ganime import config as config_lib
 from keras_ganime import families
 from keras_ganime.config import Config
 from keras_ganime.families.base import Build, Family, Phase
@@ -38,9 +41,20 @@ def choose(backend: str | None, cfg: Config) -> str:
     return name
 
 
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA) under
+# which it has no bfloat16 convolutions; TensorFlow, which asks the processor rather than the
+# cap, would send them to oneDNN all the same, to fail in the first step.
+NO_BFLOAT16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
+
+
 def check(cfg: Config, backend: str) -> None:
     """ConfigError for a setting the backend's engine does not have."""
     if backend != "jax":
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+        if cfg.train.mixed_precision == "bfloat16" and cap.upper() in NO_BFLOAT16_ISAS:
+            raise ConfigError(f"train.mixed_precision = bfloat16: oneDNN is capped at {cap} "
+                              f"(ONEDNN_MAX_CPU_ISA), where it has no bfloat16 convolutions; "
+                              f"unset the cap, or train in float32", "train.mixed_precision")
         return
     if cfg.train.distribute == "multiworker":
         raise ConfigError("train.distribute = multiworker is tf.distribute's; on the JAX "
@@ -127,6 +141,24 @@ def after_step(family: Family, values: Mapping[str, Any], draws: Any) -> dict[st
                         f"{sorted(after) or 'nothing'}, its after_outputs names "
                         f"{sorted(family.after_outputs) or 'nothing'}")
     return after
+
+
+# The run's settings in each .keras export, so that a generator away from its run is read as
+# what it is (its family, its latents' size and distribution), not guessed from its input. They
+# go in the archive's comment, after this line: Keras extracts the whole archive to a temporary
+# folder when it holds more than its own three members.
+EXPORT_SETTINGS = b"keras_ganime settings (TOML)\n"
+
+
+def with_settings(export: Callable[[Path], None], cfg: Config) -> Callable[[Path], None]:
+    """`export`, then the settings written into the comment of the file it wrote where that is
+    a .keras archive."""
+    def write(path: Path) -> None:
+        export(path)
+        if path.suffix == ".keras" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path, "a") as archive:
+                archive.comment = EXPORT_SETTINGS + config_lib.to_toml(cfg).encode("utf-8")
+    return write
 
 
 class Sampling:

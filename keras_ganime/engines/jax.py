@@ -448,7 +448,7 @@ class JaxEngine(Sampling):
         """The family's export; where that needs TensorFlow (a SavedModel), the sampling
         networks' weights as an archive of the checkpoints' format instead."""
         if not self.family.export_needs_tensorflow:
-            export_replacing(path, self.family.export)
+            export_replacing(path, common.with_settings(self.family.export, self.cfg))
             return
         named = checkpoints.variables_of(self.family.sampler_objects())
         export_replacing(path, lambda tmp: checkpoints.write_npz(

@@ -142,6 +142,7 @@ class Engine(Sampling):
     """A family, its random generator, its step counter and its watch: all a checkpoint holds."""
 
     def __init__(self, cfg: Config, images: np.ndarray) -> None:
+        common.check(cfg, "tensorflow")
         self.cfg = cfg
         # None (the single-device path) or a tf.distribute strategy: the networks, optimizers
         # and counters are then mirrored variables, made in its scope.
@@ -355,4 +356,4 @@ class Engine(Sampling):
 
     def export(self, path: Path) -> None:
         """The family's export, written beside and renamed (runs.export_replacing)."""
-        export_replacing(path, self.family.export)
+        export_replacing(path, common.with_settings(self.family.export, self.cfg))

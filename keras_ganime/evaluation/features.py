@@ -165,7 +165,8 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
                     kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
     """The metrics `names` of the generated uint8 images `fake` against the real ones `real`.
 
-    Names (any subset, in any order; the result has one float per name):
+    Names (any subset, in any order; the result has one float per name, and beside an SWD
+    named N its patches per level, N_patches, metrics.swd_patch_count):
         fid_<extractor>   Fréchet distance of the features (metrics.fid)
         kid_<extractor>   kernel distance, the mean over `kid_subsets` subsets of up to
                           `kid_subset_size` faces (metrics.kid)
@@ -185,7 +186,8 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
     sampling and SWD's patches and directions; `swd_patches` caps SWD's patches per level and
     set (65536 by default, this project's cap on memory: ProGAN takes 128 from every image
     with no cap, so above 512 images its figures rest on more patches and are less noisy;
-    fewer is proportionally faster and noisier: compare SWD only at equal patch counts). SWD
+    fewer is proportionally faster and noisier: compare SWD only at equal patch counts, which
+    the result records). SWD
     and KID (100 subsets of 1000 by default, as Bińkowski et al.) are the slow parts on a CPU: for
     evaluations during training, fewer patches and subsets keep them to seconds. On busy cores,
     OPENBLAS_NUM_THREADS=1 (set before numpy is imported) made FID's 256x256 eigh 15 times
@@ -204,6 +206,9 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
     for name, (metric, extractor) in parsed.items():
         if metric == "swd":
             result[name] = metrics.swd(real, fake, max_patches=swd_patches, seed=seed)["swd_mean"]
+            # Beside the figure, its patches per level: SWDs compare only at equal counts.
+            result[f"{name}_patches"] = metrics.swd_patch_count(len(real), len(fake),
+                                                                max_patches=swd_patches)
         elif metric == "checkerboard":
             result[name] = metrics.checkerboard_score(fake)
         else:

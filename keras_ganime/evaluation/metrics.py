@@ -244,6 +244,13 @@ def _pyramid_patches(images: np.ndarray, levels: int, count: int, patch_size: in
     return [p.reshape(count, -1) for p in patches]
 
 
+def swd_patch_count(n_a: int, n_b: int, patches_per_image: int = 128,
+                    max_patches: int = 65536) -> int:
+    """The patches `swd` takes per level from each set of n_a and n_b images: its figures are
+    comparable only at equal counts (its noise floor falls as the count grows)."""
+    return min(patches_per_image * min(n_a, n_b), max_patches)
+
+
 def swd(images_a: np.ndarray, images_b: np.ndarray, levels: int | None = None,
         patches_per_image: int = 128, max_patches: int = 65536, patch_size: int = 7,
         directions: int = 128, repeats: int = 4, seed: int = 0) -> dict[str, float]:
@@ -277,7 +284,7 @@ def swd(images_a: np.ndarray, images_b: np.ndarray, levels: int | None = None,
         levels = int(math.log2(size / 16)) + 1 if size >= 16 else 1
     if (size >> (levels - 1)) < patch_size:
         raise ValueError(f"level {levels - 1} is smaller than a {patch_size}x{patch_size} patch")
-    count = min(patches_per_image * min(a.shape[0], b.shape[0]), max_patches)
+    count = swd_patch_count(a.shape[0], b.shape[0], patches_per_image, max_patches)
     rng_a, rng_b, rng_dirs = (np.random.default_rng(s)
                               for s in np.random.SeedSequence(seed).spawn(3))
     desc_a = _pyramid_patches(a, levels, count, patch_size, rng_a)

@@ -243,8 +243,9 @@ class Loop:
             return
         self.scores.append({"step": step, **values, "eval_s": round(time.perf_counter() - start, 2),
                             "wall_s": self.wall_s()})
+        patches = [f"{n}_patches" for n in evaluator.names if f"{n}_patches" in values]
         self.run.write_csv("metrics.csv", self.scores,
-                           ["step", *evaluator.names, "eval_s", "wall_s"])
+                           ["step", *evaluator.names, *patches, "eval_s", "wall_s"])
         viz.metric_plot({self.run.path.name: self.scores}, evaluator.names,
                         self.run.path / "metrics.png", self.run.path.name)
         self.scalars.write({name: self.scores[-1][name] for name in evaluator.names}, step)
