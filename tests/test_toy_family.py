@@ -235,7 +235,8 @@ def test_a_logged_name_no_step_gives_is_refused_when_the_family_is_built(monkeyp
     cfg = config_lib.load(None, ["model.family=\"toy\""])
     monkeypatch.setitem(families.SPECS, "toy", dataclasses.replace(
         toy_family.SPEC, logged=lambda cfg: ("d_loss", "balance", "d_gap")))
-    with pytest.raises(TypeError, match="logs or shows d_gap, which no phase outputs"):
+    with pytest.raises(TypeError, match="logs or shows d_gap, which neither a phase outputs nor "
+                                        "after_outputs names"):
         common.build_family(cfg)
     monkeypatch.undo()
     family = common.build_family(cfg)

@@ -127,7 +127,7 @@ def build_family(cfg: Config, build: Build | None = None) -> Family:
     missing = sorted({n for n in wanted if n not in given})
     if missing:
         raise TypeError(f"the {cfg.family} family's spec logs or shows {', '.join(missing)}, "
-                        f"which no phase outputs and after_outputs does not name (it gives "
+                        f"which neither a phase outputs nor after_outputs names (they give "
                         f"{', '.join(sorted(given))})")
     return family
 
