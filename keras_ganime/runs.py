@@ -198,7 +198,9 @@ class RunDir:
 
     def write_csv(self, name: str, rows: list[dict[str, float]], columns: Sequence[str]) -> None:
         out = io.StringIO()
-        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        # A column a row lacks (an older run's metrics.csv had no swd_patches) is NaN, which
+        # read_csv reads back, not an empty cell, which it could not.
+        writer = csv.DictWriter(out, columns, restval="nan", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write(self.path / name, out.getvalue())

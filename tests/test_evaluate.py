@@ -231,3 +231,18 @@ def test_a_run_with_one_real_image_cannot_be_scored_and_stops_before_its_first_s
 def test_evaluations_are_due_for_what_lies_ahead_of_a_run(settings, after, due):
     cfg = tiny(**{"output.milestones": "", **settings})
     assert evaluations_due(cfg, after) is due
+
+
+def test_a_column_older_rows_lack_is_written_as_nan_and_read_back(tmp_path):
+    """A run logged before swd_patches was recorded, resumed: its older rows lack the column,
+    written as NaN (an empty cell would not read back as a float)."""
+    from keras_ganime.runs import RunDir
+
+    (tmp_path / "run").mkdir()
+    with RunDir(tmp_path / "run") as run:
+        run.write_csv("metrics.csv", [{"step": 3, "swd": 1.5},
+                                      {"step": 6, "swd": 1.2, "swd_patches": 4096}],
+                      ["step", "swd", "swd_patches"])
+        rows = run.read_csv("metrics.csv")
+    assert [r["step"] for r in rows] == [3, 6] and np.isnan(rows[0]["swd_patches"])
+    assert rows[1]["swd_patches"] == 4096
