@@ -189,8 +189,14 @@ class Engine(Sampling):
         self.context = StepContext(self.replicas)
         self.frozen = StepContext(self.replicas, frozen=True)
         # Not compiled with XLA under a strategy (config.py refuses jit_compile = on there).
+        # Traced as plain Python, without autograph: the step's branches are tf.cond already,
+        # and autograph's rewriting of the Python it calls gave an error once in a full test
+        # run, not reproduced (`tf__phases() takes 1 positional argument but 3 were given`;
+        # tf__phases is autograph's rewrite of a function named phases, here only the
+        # families' property). The same graph either way: the golden runs hold bit for bit.
         self.train_step = tf.function(
-            self._step, jit_compile=False if self.strategy else use_xla(cfg.train))
+            self._step, jit_compile=False if self.strategy else use_xla(cfg.train),
+            autograph=False)
 
     # --- the step ---
     def _step(self) -> dict[str, tf.Tensor]:
@@ -203,8 +209,8 @@ class Engine(Sampling):
         def apply(per_sample: dict, per_batch: dict, indices: tf.Tensor) -> dict[str, tf.Tensor]:
             return self._apply(Draws(per_sample, per_batch), indices)
 
-        return tf.function(apply, jit_compile=False)(draws.per_sample, draws.per_batch,
-                                                     tf.constant(indices, tf.int64))
+        step = tf.function(apply, jit_compile=False, autograph=False)
+        return step(draws.per_sample, draws.per_batch, tf.constant(indices, tf.int64))
 
     def _apply(self, draws: Draws, indices: tf.Tensor) -> dict[str, tf.Tensor]:
         values: dict[str, tf.Tensor] = {}
