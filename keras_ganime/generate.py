@@ -34,6 +34,7 @@ from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints
 from keras_ganime.engines.common import EXPORT_SETTINGS
 from keras_ganime.images import viz
+from keras_ganime.runs import atomic_write
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
 # paths have passed their checks: TensorFlow's start-up takes seconds and writes log lines to
@@ -263,23 +264,25 @@ GRID_MAX = 1024
 
 def write_samples(images: Callable[[int, int], np.ndarray], n: int, out: Path) -> list[str]:
     """One PNG per image in out, 00000.png on, `images(start, stop)` rendering them a chunk at a
-    time, and the first GRID_MAX in a grid beside out. After the first chunk, the space the rest
-    would take (at the first chunk's size per file) is checked against the disk's free space."""
+    time, and the first GRID_MAX in a grid beside out. Before any file is written, the space
+    all n would take (at the first chunk's size per file, its PNGs encoded in memory) is
+    checked against the disk's free space."""
     paths = [out / f"{i:05d}.png" for i in range(n)]
     shown: list[np.ndarray] = []
     for start in range(0, n, CHUNK):
         chunk = images(start, min(start + CHUNK, n))
         shown += list(chunk[:GRID_MAX - len(shown)])
-        for image, path in zip(chunk, paths[start:start + len(chunk)], strict=True):
-            viz.save_png(Image.fromarray(image), path)
-        if start == 0 and n > CHUNK:
-            per_file = sum(p.stat().st_size for p in paths[:CHUNK]) / CHUNK
-            need, free = per_file * (n - CHUNK), shutil.disk_usage(out).free
+        encoded = [viz.png_bytes(Image.fromarray(image)) for image in chunk]
+        if start == 0:
+            need = sum(map(len, encoded)) / len(encoded) * n
+            free = shutil.disk_usage(out).free
             if need > free:
                 raise GenerateError(
-                    f"{out}: {n} images would take about {need / 2**30:.1f} GiB more, and its "
-                    f"disk has {free / 2**30:.1f} GiB free; ask for fewer (--n) or choose "
-                    f"another place (--out)")
+                    f"{out}: {n} images would take about {need / 2**30:.1f} GiB, and its disk "
+                    f"has {free / 2**30:.1f} GiB free; ask for fewer (--n) or choose another "
+                    f"place (--out)")
+        for data, path in zip(encoded, paths[start:start + len(chunk)], strict=True):
+            atomic_write(path, data)
     grid = np.stack(shown)
     size = f"{grid.shape[2]}x{grid.shape[1]}"
     cols = math.ceil(math.sqrt(len(grid)))  # as viz.grid's default

@@ -276,8 +276,8 @@ def test_samples_are_written_a_chunk_at_a_time_and_the_space_checked(run, tmp_pa
                                                                     monkeypatch):
     """In chunks of 4, ten latents are drawn 4 at a time and their images rendered 4 + 4 + 2;
     a larger --n begins with a smaller one's images, and no two blocks are alike; the grid
-    shows the first GRID_MAX (8 here); on a disk with no space free, the first chunk tells and
-    the folder goes."""
+    shows the first GRID_MAX (8 here); on a disk with no space free, the first chunk, encoded
+    and not written, tells, and the folder goes."""
     from keras_ganime import engines
     from keras_ganime.images import convert
 
@@ -300,10 +300,13 @@ def test_samples_are_written_a_chunk_at_a_time_and_the_space_checked(run, tmp_pa
     six = sample(run, tmp_path / "six", "--n", "6")
     assert all((a == b).all() for a, b in zip(six, chunked, strict=False))
     usage = shutil.disk_usage
-    monkeypatch.setattr(generate.shutil, "disk_usage", lambda path: usage(path)._replace(free=0))
+    written = []
+    monkeypatch.setattr(generate.shutil, "disk_usage", lambda path: (
+        written.extend(path.iterdir()) or usage(path)._replace(free=0)))
+    rendered.clear()
     assert generate.main([str(run), "--n", "10", "--out", str(tmp_path / "full")]) == 2
     assert "would take about" in capsys.readouterr().err
-    assert not (tmp_path / "full").exists()
+    assert rendered == [4] and written == [] and not (tmp_path / "full").exists()
 
 
 def test_damaged_checkpoints_are_skipped_in_one_line_each(stopped, tmp_path, capsys):

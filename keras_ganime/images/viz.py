@@ -27,10 +27,14 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> Image.Ima
     return Image.fromarray(out)
 
 
-def save_png(image: Image.Image, path: Path) -> None:
+def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    atomic_write(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    atomic_write(Path(path), png_bytes(image))
 
 
 def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Image.Image:
