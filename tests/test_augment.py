@@ -1,0 +1,131 @@
+"""Each augmentation checked by hand on small images (families/augment.py)."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_ganime.families import augment
+
+SIZE = 16  # translation up to 2 pixels each way, a cutout square of 8
+
+
+def images(n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
+
+
+def uniform_for(value: int, count: int) -> float:
+    """The uniform whose floor(u count) is value: the middle of its interval."""
+    return (value + 0.5) / count
+
+
+def shift_u(t: int) -> float:
+    most = int(SIZE * augment.TRANSLATION + 0.5)
+    return uniform_for(t + most, 2 * most + 1)
+
+
+def only(op: str, params: list[list[float]], applies: bool = True) -> dict[str, np.ndarray]:
+    last = 0.0 if applies else 0.999
+    return {op: np.array([[*p, last] for p in params], "float32")}
+
+
+def run(x: np.ndarray, draws: dict, p: float = 1.0) -> np.ndarray:
+    return ops.convert_to_numpy(augment.augment(ops.convert_to_tensor(x), draws, p))
+
+
+def test_a_translation_moves_pixels_by_its_shift_and_pads_with_zeros():
+    x = images(2)
+    shifts = [(2, -1), (-2, 0)]
+    out = run(x, only("translation", [[shift_u(a), shift_u(b)] for a, b in shifts]))
+    for n, (a, b) in enumerate(shifts):
+        for i in range(SIZE):
+            for k in range(SIZE):
+                inside = 0 <= i + a < SIZE and 0 <= k + b < SIZE
+                want = x[n, i + a, k + b] if inside else np.zeros(3, "float32")
+                np.testing.assert_array_equal(out[n, i, k], want)
+    assert (out[0, -2:] == 0).all() and (out[0, :, 0] == 0).all() and (out[1, :2] == 0).all()
+
+
+@pytest.mark.parametrize("centre, rows", [((8, 5), range(4, 12)), ((0, 15), range(4))])
+def test_a_cutout_zeroes_exactly_its_square_clipped_to_the_image(centre, rows):
+    side = int(SIZE * augment.CUTOUT)
+    count = SIZE + 1 - side % 2
+    x = images(1) + 2.0  # no pixel is 0 before
+    out = run(x, only("cutout", [[uniform_for(c, count) for c in centre]]))
+    cols = range(max(centre[1] - side // 2, 0), min(centre[1] - side // 2 + side, SIZE))
+    square = np.zeros((SIZE, SIZE), bool)
+    square[np.ix_(list(rows), list(cols))] = True
+    assert (out[0][square] == 0).all()
+    np.testing.assert_array_equal(out[0][~square], x[0][~square])
+
+
+def test_brightness_saturation_and_contrast_are_their_formulas():
+    x = images(2)
+    u = [[0.9], [0.2]]
+    b = np.array([0.4, -0.3], "float32")[:, None, None, None]
+    np.testing.assert_allclose(run(x, only("brightness", u)), x + b, atol=1e-6)
+    s = np.array([1.8, 0.4], "float32")[:, None, None, None]
+    m = x.mean(axis=3, keepdims=True)
+    np.testing.assert_allclose(run(x, only("saturation", u)), (x - m) * s + m, atol=1e-6)
+    c = np.array([1.4, 0.7], "float32")[:, None, None, None]
+    m = x.mean(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(run(x, only("contrast", u)), (x - m) * c + m, atol=1e-6)
+
+
+def every_operation(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ops_ = augment.operations(augment.POLICIES)
+    return {op: rng.uniform(0, 1, (n, augment.PARAMETERS[op] + 1)).astype("float32")
+            for op in ops_}
+
+
+def test_p_0_leaves_the_images_bit_for_bit_and_p_decides_per_image_and_operation():
+    x = images(4)
+    draws = every_operation(4, 1)
+    np.testing.assert_array_equal(run(x, draws, p=0.0), x)
+    assert not np.array_equal(run(x, draws, p=1.0), x)
+    # Only image 2's brightness applies: its last uniform is the only one below p.
+    for u in draws.values():
+        u[:, -1] = 0.9
+    draws["brightness"][2, -1] = 0.1
+    out = run(x, draws, p=0.5)
+    np.testing.assert_array_equal(np.delete(out, 2, axis=0), np.delete(x, 2, axis=0))
+    np.testing.assert_allclose(out[2], x[2] + draws["brightness"][2, 0] - 0.5, atol=1e-6)
+
+
+def test_the_gradient_reaches_the_images_and_under_the_identity_draw_is_the_plain_one():
+    x = images(2)
+    weights = np.random.default_rng(2).normal(size=x.shape).astype("float32")
+    identity = {"brightness": [[0.5]] * 2, "saturation": [[0.5]] * 2, "contrast": [[0.5]] * 2,
+                "translation": [[shift_u(0), shift_u(0)]] * 2}
+    draws = {op: np.array([[*p, 0.0] for p in v], "float32") for op, v in identity.items()}
+    draws["cutout"] = np.array([[0.5, 0.5, 0.999]] * 2, "float32")  # does not apply
+
+    def gradient(d: dict) -> np.ndarray:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return np.asarray(jax.grad(lambda v: (augment.augment(v, d, 0.5) * weights).sum())(x))
+        import tensorflow as tf
+
+        v = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(augment.augment(v, d, 0.5) * weights)
+        return tape.gradient(loss, v).numpy()
+
+    np.testing.assert_allclose(gradient(draws), weights, rtol=1e-6, atol=1e-6)
+    moved = gradient(every_operation(2, 3))
+    assert np.abs(moved).sum() > 0 and not np.allclose(moved, weights)
+
+
+def test_the_draws_are_per_image_and_operation_in_diffaugments_order():
+    assert augment.operations(("cutout", "color")) == (
+        "brightness", "saturation", "contrast", "cutout")
+
+    class Rng:
+        def uniform(self, shape):
+            return np.zeros(shape, "float32")
+
+    drawn = augment.draw(Rng(), 5, ("translation", "cutout"))
+    assert {k: v.shape for k, v in drawn.items()} == {"translation": (5, 3), "cutout": (5, 3)}
