@@ -22,9 +22,11 @@ from typing import Any
 from keras_ganime import families, metric_names
 from keras_ganime.runs import run_json_problem
 from keras_ganime.settings import (
+    AUGMENT_POLICIES,
     COMMON,
     DEFAULT_FAMILY,
     OPTIMIZERS,
+    AugmentConfig,
     ConfigError,
     DataConfig,
     EvalConfig,
@@ -57,6 +59,7 @@ class Config:
     d_optim: OptimConfig
     g_optim: OptimConfig
     train: TrainConfig
+    augment: AugmentConfig
     output: OutputConfig
     eval: EvalConfig
     failure: FailureConfig
@@ -125,6 +128,16 @@ class Config:
         except ValueError:
             raise ConfigError(f"output.milestones must be positive steps separated by commas, "
                               f"got {self.output.milestones!r}") from None
+        aug = self.augment
+        unknown = [name for name in aug.policies() if name not in AUGMENT_POLICIES]
+        if unknown:
+            raise ConfigError(f"augment.policy: {unknown[0]!r} is not one of "
+                              f"{', '.join(AUGMENT_POLICIES)}", "augment.policy")
+        check_range(self, ["augment.p", "augment.target"], 0.0, 1.0)
+        check_positive(self, ["augment.interval", "augment.speed_images"])
+        if aug.adaptive and not aug.policies():
+            raise ConfigError("augment.adaptive needs an augment.policy to adapt",
+                              "augment.adaptive")
         family_spec(self.family).validate(self)
         return self
 

@@ -105,9 +105,30 @@ class FailureConfig:
     fid_jump: float = 2.0  # FID at an evaluation above this multiple of the run's best so far
 
 
+# DiffAugment's operations, in the order they apply (families/augment.py has their arithmetic).
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+
+
+@dataclass
+class AugmentConfig:
+    """Differentiable augmentation of every image D sees, reals and fakes (families/augment.py;
+    docs/augment.md). Off by default: a run without it draws and computes what it always did."""
+
+    policy: str = ""  # comma-separated: color, translation, cutout; "" for none
+    p: float = 1.0  # the probability that each operation applies to an image (adaptive: the start)
+    adaptive: bool = False  # StyleGAN2-ADA's rule: p follows how far D overfits the reals
+    target: float = 0.6  # ADA's target for E[sign(D's logit on the reals)]
+    interval: int = 4  # steps between two adjustments of p (ADA's)
+    speed_images: int = 500000  # images over which p could go from 0 to 1 (ADA's)
+
+    def policies(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.policy.split(",") if name.strip())
+
+
 COMMON: dict[str, Callable[[], Any]] = {
     "model": ModelConfig, "data": DataConfig, "d_optim": OptimConfig, "g_optim": OptimConfig,
-    "train": TrainConfig, "output": OutputConfig, "eval": EvalConfig, "failure": FailureConfig,
+    "train": TrainConfig, "augment": AugmentConfig, "output": OutputConfig, "eval": EvalConfig,
+    "failure": FailureConfig,
 }
 
 

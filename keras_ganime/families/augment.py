@@ -19,13 +19,15 @@ gradients flow to the images through every operation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from keras import ops
 
+from keras_ganime.settings import AUGMENT_POLICIES as POLICIES
+
 Tensor = Any
 
-POLICIES = ("color", "translation", "cutout")
 # Per image and operation: the uniforms its parameters take, and one that decides (< p) whether
 # it applies. Translation's two are its rows' and columns' shift, cutout's its centre's.
 OPERATIONS = {"color": ("brightness", "saturation", "contrast"),
@@ -98,3 +100,32 @@ def augment(images: Tensor, draws: dict[str, Tensor], p: Tensor | float) -> Tens
         applies = ops.reshape(u[:, -1] < p, (-1, 1, 1, 1))
         x = ops.where(applies, _apply_one(op, x, u[:, :-1]), x)
     return x
+
+
+class Augmenter:
+    """A family's augmentation, by the role of the images in its step (D's reals, D's fakes,
+    G's fakes...): the draws of each role under keys of their own in the step's draws, and the
+    images of a role augmented with them. Without a policy it draws nothing and returns the
+    images themselves, so that a run without augmentation draws and computes what it always
+    did."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.policy = cfg.policies()
+        self.p = cfg.p
+
+    def __bool__(self) -> bool:
+        return bool(self.policy)
+
+    def draw(self, rng: Any, n: int, roles: tuple[str, ...]) -> dict[str, Tensor]:
+        """Each role's uniforms (`draw`), drawn after everything else the family draws."""
+        if not self.policy:
+            return {}
+        return {f"augment_{role}_{op}": u for role in roles
+                for op, u in draw(rng, n, self.policy).items()}
+
+    def __call__(self, images: Tensor, draws: Mapping[str, Tensor], role: str) -> Tensor:
+        if not self.policy:
+            return images
+        prefix = f"augment_{role}_"
+        mine = {op: draws[prefix + op] for op in operations(self.policy)}
+        return augment(images, mine, self.p)

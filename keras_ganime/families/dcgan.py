@@ -21,7 +21,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime.families import base, dcgan_settings, failure
+from keras_ganime.families import augment, base, dcgan_settings, failure
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.dcgan_settings import DCGANModel
 from keras_ganime.families.optimizers import build_optimizer
@@ -246,6 +246,7 @@ class Family(base.Family):
         self.discriminator = build_discriminator(*args, logits=self.logits)
         self.g_optim = build_optimizer(cfg.g_optim, build.loss_scale)
         self.d_optim = build_optimizer(cfg.d_optim, build.loss_scale)
+        self.augmenter = augment.Augmenter(cfg.augment)
         self.g_optim.build(self.generator.trainable_variables)
         self.d_optim.build(self.discriminator.trainable_variables)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
@@ -295,19 +296,25 @@ class Family(base.Family):
                  "d_fake_target": ops.where(swap_fake, real, fake), "g_target": real, "z": z}
         if self.cfg.train.g_input == "fresh_z":
             draws["g_z"] = self.latents(rng, n)
+        draws.update(self.augmenter.draw(rng, n, ("d_real", "d_fake", "g")))
         return Draws(draws)
 
     def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
                   ) -> dict[str, Tensor]:
         d = draws.per_sample
+        # What D sees, augmented where [augment] says (each role with draws of its own).
+        if name in ("d_real", "d"):
+            reals = self.augmenter(reals, d, "d_real")
+        if name in ("d_fake", "d"):
+            fakes = self.augmenter(self.fakes(d["z"]), d, "d_fake")
         if name == "d_real":
             loss, p = self.d_update([(reals, d["d_real_target"])], ctx)
             return {"d_loss1": loss[0], "real_score": self.score(p[0])}
         if name == "d_fake":
-            loss, p = self.d_update([(self.fakes(d["z"]), d["d_fake_target"])], ctx)
+            loss, p = self.d_update([(fakes, d["d_fake_target"])], ctx)
             return {"d_loss0": loss[0], "fake_score": self.score(p[0])}
         if name == "d":  # one update on the sum, D called on each batch apart (every source)
-            batches = [(reals, d["d_real_target"]), (self.fakes(d["z"]), d["d_fake_target"])]
+            batches = [(reals, d["d_real_target"]), (fakes, d["d_fake_target"])]
             loss, p = self.d_update(batches, ctx)
             out = {"d_loss1": loss[0], "d_loss0": loss[1], "real_score": self.score(p[0]),
                    "fake_score": self.score(p[1])}
@@ -317,7 +324,7 @@ class Family(base.Family):
         if name == "g":
             z = d["g_z"] if self.cfg.train.g_input == "fresh_z" else d["z"]
             for _ in range(self.cfg.train.g_steps):  # carpedm20: twice, on the same z
-                loss = self.g_update(z, d["g_target"], ctx)
+                loss = self.g_update(z, d["g_target"], ctx, d)
             return {"g_loss": loss}
         raise ValueError(f"the dcgan family has no phase {name!r}")
 
@@ -350,7 +357,8 @@ class Family(base.Family):
 
         return ctx.update(self.d_optim, self.discriminator.trainable_variables, loss)[1]
 
-    def g_update(self, z: Tensor, target: Tensor, ctx: StepContext) -> Tensor:
+    def g_update(self, z: Tensor, target: Tensor, ctx: StepContext,
+                 draws: Mapping[str, Tensor]) -> Tensor:
         """One optimizer step of G through D; D's weights stay, and so do its moving statistics
         unless `train.g_step_d_stats = updated` (PyTorch's D in training mode)."""
         g, d = self.generator, self.discriminator
@@ -363,6 +371,7 @@ class Family(base.Family):
                                             training=True)
             else:
                 fakes = g(z, training=True)
+            fakes = self.augmenter(fakes, draws, "g")  # G learns through the augmentation
             if train.g_step_d_stats == "updated":
                 p = d(fakes, training=True)
             else:
