@@ -25,7 +25,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime.families import base, began_settings, failure
+from keras_ganime.families import augment, base, began_settings, failure
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.began_settings import BEGANModel
 from keras_ganime.families.optimizers import build_optimizer
@@ -142,24 +142,29 @@ class Family(base.Family):
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
         self.k_t = keras.Variable(0.0, trainable=False, name="k_t",
                                   aggregation="only_first_replica")
+        self.augmenter = augment.Augmenter(cfg.augment)
 
     @property
     def phases(self) -> tuple[Phase, ...]:
         return (Phase("step", began_settings.LOSSES),)
 
     def draw(self, rng: Any, n: int) -> Draws:
-        return Draws({"z": self.latents(rng, n)})
+        z = self.latents(rng, n)
+        return Draws({"z": z, **self.augmenter.draw(rng, n, ("d_real", "d_fake"))})
 
     def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
                   ) -> dict[str, Tensor]:
         g, d = self.generator, self.discriminator
 
         def losses() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-            fakes = g(draws.per_sample["z"], training=True)
+            # D reconstructs what it sees, augmented per [augment]; G learns through that.
+            real = self.augmenter(reals, draws.per_sample, "d_real")
+            fake = self.augmenter(g(draws.per_sample["z"], training=True), draws.per_sample,
+                                  "d_fake")
             # One call on both batches, as the repo; without BatchNorm it changes nothing.
-            both = d(ops.concatenate([reals, ops.cast(fakes, reals.dtype)]), training=True)
+            both = d(ops.concatenate([real, ops.cast(fake, real.dtype)]), training=True)
             of_reals, of_fakes = ops.split(both, 2)
-            l_real, l_fake = l1(of_reals, reals), l1(of_fakes, fakes)
+            l_real, l_fake = l1(of_reals, real), l1(of_fakes, fake)
             return (l_real - self.k_t * l_fake, l_fake), (l_real, l_fake)
 
         (d_loss, g_loss), (l_real, l_fake) = ctx.update_many(

@@ -59,6 +59,10 @@ def validate(cfg: Config) -> None:
                                 "began.lr_floor", "began.lambda_k", "failure.k_patience"])
     settings.check_range(cfg, ["began.gamma"], 0.0, 1.0)
     settings.check_not_negative(cfg, ["failure.k_start"])
+    if cfg.augment.adaptive:
+        raise ConfigError("augment.adaptive reads the sign of D's logit on the reals, and "
+                          "BEGAN's D has none (it reconstructs images): set augment.p instead",
+                          "augment.adaptive")
 
 
 LOSSES = ("L_real", "L_fake", "d_loss", "g_loss")

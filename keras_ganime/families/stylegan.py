@@ -32,7 +32,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from keras_ganime.families import base, stylegan_settings
+from keras_ganime.families import augment, base, stylegan_settings
 from keras_ganime.families.base import Draws, Phase, StepContext, Tensor
 from keras_ganime.families.optimizers import build_optimizer
 from keras_ganime.families.stylegan_settings import StyleGANModel, channels, num_ws
@@ -353,6 +353,7 @@ class Family(base.Family):
         self.networks = {"generator": self.generator, "generator_ema": self.generator_ema,
                          "discriminator": self.discriminator}
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
+        self.augmenter = augment.Augmenter(cfg.augment)
         self.w_avg = keras.Variable(ops.zeros((cfg.model.w_dim,)), trainable=False,
                                     name="w_avg", aggregation="only_first_replica")
         self.num_ws = self.generator.num_ws
@@ -381,6 +382,7 @@ class Family(base.Family):
             per_batch[f"{p}_crossover"] = ops.where(mix, crossover, self.num_ws)
             for i, shape in enumerate(self.generator.synthesis.noise_shapes()):
                 per_sample[f"{p}_noise{i}"] = rng.normal((n, *shape))
+        per_sample.update(self.augmenter.draw(rng, n, ("d_real", "d_fake", "g", "r1")))
         return Draws(per_sample, per_batch)
 
     def mixed(self, generator: Generator, z: Tensor, z2: Tensor, crossover: Tensor) -> Tensor:
@@ -398,10 +400,11 @@ class Family(base.Family):
     def run_phase(self, name: str, reals: Tensor, draws: Draws, ctx: StepContext
                   ) -> dict[str, Tensor]:
         d, cfg = self.discriminator, self.cfg.stylegan
+        aug, s = self.augmenter, draws.per_sample  # what D sees, augmented per [augment]
         if name == "d":
             def d_loss() -> tuple[Tensor, tuple[Tensor, Tensor]]:
-                on_fakes = d(self.fakes(draws, "d"), training=True)
-                on_reals = d(reals, training=True)
+                on_fakes = d(aug(self.fakes(draws, "d"), s, "d_fake"), training=True)
+                on_reals = d(aug(reals, s, "d_real"), training=True)
                 loss = ops.mean(ops.softplus(on_fakes)) + ops.mean(ops.softplus(-on_reals))
                 return loss, (ops.mean(on_reals), ops.mean(on_fakes))
 
@@ -410,7 +413,9 @@ class Family(base.Family):
             return {"d_loss": loss, "real_logit": real_logit, "fake_logit": fake_logit}
         if name == "r1":
             def r1_loss() -> tuple[Tensor, Tensor]:
-                _, grad = ctx.input_gradient(lambda x: d(x, training=True), reals)
+                # The gradient at the reals themselves, through their augmentation (as
+                # stylegan2-ada's loss takes it).
+                _, grad = ctx.input_gradient(lambda x: d(aug(x, s, "r1"), training=True), reals)
                 penalty = ops.mean(ops.sum(ops.square(grad), axis=(1, 2, 3)))
                 return penalty * (cfg.r1_gamma / 2 * cfg.r1_every), penalty
 
@@ -418,7 +423,8 @@ class Family(base.Family):
             return {"r1": penalty}
 
         def g_loss() -> tuple[Tensor, None]:
-            return ops.mean(ops.softplus(-d(self.fakes(draws, "g"), training=True))), None
+            on_fakes = d(aug(self.fakes(draws, "g"), s, "g"), training=True)
+            return ops.mean(ops.softplus(-on_fakes)), None
 
         loss, _ = ctx.update(self.g_optim, self.generator.trainable_variables, g_loss)
         return {"g_loss": loss}
