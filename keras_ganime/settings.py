@@ -107,6 +107,7 @@ class FailureConfig:
 
 # DiffAugment's operations, in the order they apply (families/augment.py has their arithmetic).
 AUGMENT_POLICIES = ("color", "translation", "cutout")
+AUGMENT_P = "augment_p"  # the adaptive p, logged and plotted
 
 
 @dataclass
@@ -123,6 +124,19 @@ class AugmentConfig:
 
     def policies(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.policy.split(",") if name.strip())
+
+    def logged(self) -> tuple[str, ...]:
+        """What every family logs of it: the adaptive p."""
+        return (AUGMENT_P,) if self.adaptive else ()
+
+
+def augment_plots(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The loss plot's panel of the adaptive p, in a family that can adapt it."""
+    return (("augmentation's p (adaptive)", (AUGMENT_P,)),) if cfg.augment.adaptive else ()
+
+
+def augment_progress(cfg: Any) -> dict[str, str]:
+    return {"p": AUGMENT_P} if cfg.augment.adaptive else {}
 
 
 COMMON: dict[str, Callable[[], Any]] = {

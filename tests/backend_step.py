@@ -29,13 +29,21 @@ SGD = ("g_optim.name=sgd", "d_optim.name=sgd", "g_optim.learning_rate=0.05",
        "d_optim.learning_rate=0.05", "train.batch_size=8")
 # Case -> (experiment, settings): each family, and the DCGAN whose D update is gated and held
 # (section 3.4: G twice, D skipped, L2).
+# Every augmentation, p adapted after each step by 0.1 (batch 8 / 80 images): the second step
+# augments at the p the first moved.
+AUGMENTED = ('augment.policy="color,translation,cutout"', "augment.adaptive=true",
+             "augment.p=0.5", "augment.interval=1", "augment.speed_images=80")
 CASES = {
     "dcgan": (None, ("model.image_size=16", "train.warmup_steps=1")),
+    "dcgan-augmented": (None, ("model.image_size=16", "train.warmup_steps=1", *AUGMENTED)),
     "dcgan-g2-dskip-l2": ("carpedm20-g2-dskip", ("model.image_size=16", "train.l2=0.001")),
     "began": (None, ('model.family="began"', "model.image_size=16", "model.filters=8",
                      "model.hidden=8")),
     "stylegan": ("stylegan-lite", ("model.image_size=16", 'model.channels="16,16,8"',
                                    "model.latent_dim=8", "model.w_dim=8")),
+    "stylegan-augmented": ("stylegan-lite", ("model.image_size=16", 'model.channels="16,16,8"',
+                                             "model.latent_dim=8", "model.w_dim=8",
+                                             *AUGMENTED)),
 }
 
 

@@ -28,6 +28,10 @@ def images(size: int = 16) -> np.ndarray:
 
 COMMON = ("model.image_size=16", "model.latent_dim=8", f"train.batch_size={GLOBAL_BATCH}",
           "train.warmup_steps=0")
+# Every augmentation at p = 0.5, adapted after the step: each replica augments its slice of
+# the global batch's draws, and p moves by the global batch's mean sign.
+AUGMENTED = ('augment.policy="color,translation,cutout"', "augment.adaptive=true",
+             "augment.p=0.5", "augment.interval=1", "augment.speed_images=640")
 
 
 def config(*overrides: str):
@@ -42,6 +46,17 @@ def state(gan) -> list[np.ndarray]:
     variables = (family.generator.weights + family.discriminator.weights
                  + family.g_optim.variables + family.d_optim.variables)
     return [np.asarray(v.numpy()) for v in variables]
+
+
+def relative_differences(out_1: dict, out_2: dict) -> float:
+    """The largest relative difference of two steps' values (an exact 0 compared exactly)."""
+    return max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k])) if float(out_1[k])
+               else abs(float(out_2[k])) for k in out_1)
+
+
+def augment_p(gan) -> float:
+    p = getattr(gan.family, "augmenter", None)
+    return float(p.p.numpy()) if p is not None and p.adaptive else float("nan")
 
 
 def pre_bn_biases(model) -> set[str]:
@@ -76,8 +91,8 @@ def one_step(*overrides: str) -> dict[str, float]:
         "worst_weight": worst,
         "max_abs_state_diff": max(float(np.abs(a - b).max())
                                   for a, b in zip(state(single), state(mirrored))),
-        "max_rel_loss_diff": max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k]))
-                                 for k in out_1),
+        "max_rel_loss_diff": relative_differences(out_1, out_2),
+        "augment_p": [augment_p(single), augment_p(mirrored)],
         "steps": [int(single.step.numpy()), int(mirrored.step.numpy())],
         "first_bad_step": int(mirrored.first_bad_step.numpy()),
     }
@@ -94,12 +109,14 @@ def mirrored(out: Path) -> None:
         "adam": (),  # the reference's optimizers
         "sgd": ("d_optim.name=sgd", "g_optim.name=sgd"),
         "adam_replica_bn": ("train.sync_batchnorm=false",),
+        "sgd_augmented": ("d_optim.name=sgd", "g_optim.name=sgd", *AUGMENTED),
     }.items():
         t0 = time.perf_counter()
         results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}
     for name, optimizer in (("began_adam", "adam"), ("began_sgd", "sgd")):
         results[name] = began_step(optimizer)
     results["stylegan_adam"] = stylegan_step("adam")  # its preset's optimizer
+    results["stylegan_augmented"] = stylegan_step("adam", *AUGMENTED)
     try:
         Engine(config("train.distribute=mirrored", "train.batch_size=63"), images())
     except ConfigError as e:
@@ -134,7 +151,7 @@ def began_step(optimizer: str) -> dict[str, float]:
     }
 
 
-def stylegan_step(optimizer: str) -> dict[str, float]:
+def stylegan_step(optimizer: str, *extra: str) -> dict[str, float]:
     """One StyleGAN step (D, R1 at step 0 with its input gradient per replica, G, then the EMA
     and w_avg) from the same start on one device and on two replicas: its values, w_avg and
     every weight, the EMA generator's included. Minibatch-stddev groups are contiguous: the same
@@ -144,7 +161,7 @@ def stylegan_step(optimizer: str) -> dict[str, float]:
 
     settings = ['model.family="stylegan"', "model.image_size=16", 'model.channels="16,16,8"',
                 "model.latent_dim=8", "model.w_dim=8", f"train.batch_size={GLOBAL_BATCH}",
-                f"d_optim.name={optimizer}", f"g_optim.name={optimizer}"]
+                f"d_optim.name={optimizer}", f"g_optim.name={optimizer}", *extra]
     single, mirrored = (Engine(config_lib.load(None, [*settings, f"train.distribute={d}"]),
                                images()) for d in ("none", "mirrored"))
     out_1, out_2 = single.train_step(), mirrored.train_step()
@@ -152,8 +169,8 @@ def stylegan_step(optimizer: str) -> dict[str, float]:
                for gan in (single, mirrored)]
     return {
         "values": {k: [float(out_1[k]), float(out_2[k])] for k in out_1},
-        "max_rel_value_diff": max(abs(float(out_1[k]) - float(out_2[k])) / abs(float(out_1[k]))
-                                  for k in out_1),
+        "max_rel_value_diff": relative_differences(out_1, out_2),
+        "augment_p": [augment_p(single), augment_p(mirrored)],
         "max_abs_w_avg_diff": float(np.abs(single.family.w_avg.numpy()
                                            - mirrored.family.w_avg.numpy()).max()),
         "w_avg_abs_max": float(np.abs(single.family.w_avg.numpy()).max()),

@@ -129,3 +129,31 @@ def test_the_draws_are_per_image_and_operation_in_diffaugments_order():
 
     drawn = augment.draw(Rng(), 5, ("translation", "cutout"))
     assert {k: v.shape for k, v in drawn.items()} == {"translation": (5, 3), "cutout": (5, 3)}
+
+
+def test_the_adaptive_p_moves_by_adas_rule_every_interval_steps():
+    """Every 2 steps p moves by batch x interval / speed_images = 8 x 2 / 80 = 0.2, up where
+    the interval's mean sign of D's logits on the reals is above the target 0.6, down where
+    below, not at all where equal, within [0, 1]."""
+    from keras_ganime.settings import AUGMENT_P, AugmentConfig
+
+    def ps(start: float, signs: list[float]) -> list[float]:
+        cfg = AugmentConfig(policy="color", adaptive=True, p=start, interval=2,
+                            speed_images=80)
+        aug = augment.Augmenter(cfg, batch_size=8)
+        return [float(aug.after_step({augment.SIGN: ops.convert_to_tensor(s)})[AUGMENT_P])
+                for s in signs]
+
+    signs = [1.0, 0.6, -1.0, -1.0, 0.6, 0.6, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    np.testing.assert_allclose(ps(0.5, signs), [0.5, 0.7, 0.7, 0.5, 0.5, 0.5, 0.5, 0.7, 0.7,
+                                                0.9, 0.9, 1.0], atol=1e-6)
+    np.testing.assert_allclose(ps(0.1, [-1.0, -1.0]), [0.1, 0.0], atol=1e-7)
+
+
+def test_an_augmenter_without_a_policy_draws_and_changes_nothing():
+    from keras_ganime.settings import AugmentConfig
+
+    off = augment.Augmenter(AugmentConfig(), batch_size=8)
+    x = ops.convert_to_tensor(images(2))
+    assert not off and off.draw(None, 2, ("d_real",)) == {} and off(x, {}, "d_real") is x
+    assert off.outputs == off.after_outputs == () and off.checkpoint_objects() == {}

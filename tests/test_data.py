@@ -503,6 +503,35 @@ def test_split_holds_out_the_encoders_tenth(tmp_path):
     np.testing.assert_array_equal(held.images[:, 0, 0, 0], [i * 8 for i in held_index])
 
 
+def test_split_subsets_are_drawn_from_the_train_split_each_inside_the_next(tmp_path, capsys):
+    """`data split --subset 5 12`: train-5.h5 and train-12.h5, faces of train.h5 alone, the 5
+    among the 12, the draw recorded; the same again from a second call; a subset larger than the
+    train split is one line."""
+    (tmp_path / "faces" / "images").mkdir(parents=True)
+    rows = ["image,hair,eyes"]
+    for i in range(30):
+        Image.fromarray(np.full((8, 8, 3), i * 8, np.uint8)).save(
+            tmp_path / "faces" / "images" / f"{i}.png")
+        rows.append(f"{i}.png,blue,green")
+    (tmp_path / "faces" / "tags.csv").write_text("\n".join(rows) + "\n")
+    names = []
+    for out in ("a", "b"):
+        assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / out),
+                                  "--subset", "5", "12"]) == 0
+        names.append({n: read_h5(tmp_path / out / f"train-{n}.h5").filenames for n in (5, 12)})
+    assert names[0] == names[1]
+    five, twelve = names[0][5], names[0][12]
+    train = read_h5(tmp_path / "a" / "train.h5").filenames
+    assert (len(five), len(twelve)) == (5, 12) and set(five) < set(twelve) < set(train)
+    assert "subset_seed: 0" in data.info(tmp_path / "a" / "train-5.h5")
+    capsys.readouterr()
+    assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / "c"),
+                              "--subset", "28"]) == 2
+    assert capsys.readouterr().err == ("error: --subset: each N must be from 2 to the 27 faces "
+                                       "of the train split, got 28\n")
+    assert not (tmp_path / "c").exists()
+
+
 def test_info_says_how_a_file_was_prepared_and_an_old_file_that_it_does_not(tmp_path, capsys):
     """prepare, synth and split record their command, settings and counts in the file
     (format 2); `data info` prints them without reading the images; a file of format 1 (no

@@ -98,6 +98,14 @@ def test_began_and_stylegan_on_two_replicas_equal_one_device(mirrored):
     assert np.isfinite(r["values"]["r1"]).all() and r["values"]["r1"][0] > 0, r
     assert r["max_abs_w_avg_diff"] < 1e-6 and r["w_avg_abs_max"] > 0, r
     assert r["max_weight_diff"] < 1e-5, r  # absolute below 1, relative above
+    # Augmented, p adapted: each replica augments its slice with its slice of the draws, and p
+    # moves by the global batch's mean sign.
+    for case, limit in (("sgd_augmented", "max_abs_state_diff"),
+                        ("stylegan_augmented", "max_weight_diff")):
+        r = mirrored[case]
+        assert r[limit] < 1e-5 and r["augment_p"][0] == r["augment_p"][1] != 0.5, r
+    assert mirrored["sgd_augmented"]["max_rel_loss_diff"] < 1e-5, mirrored["sgd_augmented"]
+    assert mirrored["stylegan_augmented"]["max_rel_value_diff"] < 1e-5
     # Per-replica BatchNorm normalises each half batch with its own statistics: another step.
     replica_bn = mirrored["adam_replica_bn"]
     assert replica_bn["max_rel_loss_diff"] > 1e-4, replica_bn

@@ -28,10 +28,10 @@ def deterministic_ops():
     tf.config.experimental.enable_op_determinism()
 
 
-def whole_and_part(tmp_path, images, steps: int, every: int, log_every: int):
+def whole_and_part(tmp_path, images, steps: int, every: int, log_every: int, **extra):
     """A run of `steps` in one go and the same run stopped at step 6, with its settings."""
     settings = {"output.checkpoint_every": every, "output.log_every": log_every,
-                "output.runs_dir": str(tmp_path)}
+                "output.runs_dir": str(tmp_path), **extra}
     full = tiny(**settings, **{"train.steps": steps})
     part = tiny(**settings, **{"train.steps": 6})
     with new_run(full) as a:
@@ -41,8 +41,15 @@ def whole_and_part(tmp_path, images, steps: int, every: int, log_every: int):
     return full, a, b
 
 
-def test_half_resume_half_equals_one_go(tmp_path, images):
-    full, a, b = whole_and_part(tmp_path, images, steps=12, every=4, log_every=2)
+# Every augmentation, its p adapted every 2 steps by 0.16 (batch 8 x 2 / 100): p and the
+# interval's signs are checkpointed, the draws come from the engine's generator.
+AUGMENTED = {"augment.policy": "color,translation,cutout", "augment.adaptive": True,
+             "augment.p": 0.5, "augment.interval": 2, "augment.speed_images": 100}
+
+
+@pytest.mark.parametrize("extra", [{}, AUGMENTED], ids=["plain", "augmented"])
+def test_half_resume_half_equals_one_go(tmp_path, images, extra):
+    full, a, b = whole_and_part(tmp_path, images, steps=12, every=4, log_every=2, **extra)
     # As if killed after step 6 was logged but before its checkpoint: the latest is step 4, and
     # the CSV holds rows past it that the resumed run must replace, not repeat.
     for f in b.checkpoints.glob("ckpt-6.*"):
@@ -53,6 +60,10 @@ def test_half_resume_half_equals_one_go(tmp_path, images):
         fit(Engine(full, images), b, progress=False)
     assert [row[0] for row in losses(a)] == [2, 4, 6, 8, 10, 12]
     assert_same_end(a, b)
+    if extra:  # p moved, and its checkpointed value is the one the resumed run went on from
+        ps = [float(row["augment_p"]) for row in a.read_losses()]
+        (kept,) = [v for k, v in checkpoint_values(a).items() if k.startswith("augment_p/")]
+        assert len(set(ps)) > 1 and np.isclose(kept, ps[-1]), (ps, kept)
 
 
 def test_a_resume_clears_what_a_kill_left_half_written(tmp_path, images):

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from keras_ganime import data, errors
 from keras_ganime.data import (
@@ -20,21 +23,35 @@ from keras_ganime.data import (
 )
 from keras_ganime.data.tagged import load_tagged_faces, split
 
+# The subsets' draw: a permutation of the train split by this seed, each subset its first N
+# (a smaller subset inside every larger one).
+SUBSET_SEED = 0
 
-def split_tagged(src: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+
+def split_tagged(src: str | Path, out_dir: str | Path, subsets: Sequence[int] = ()
+                 ) -> list[Path]:
     """A folder of tagged faces (images/ and tags.csv, as ../shared/data/anime-faces-64) ->
     OUT_DIR/train.h5 and OUT_DIR/held-out.h5, split as the anime encoder was trained and tested
     (data.tagged.split): a GAN trained on the first can be scored against the second, faces that
-    neither it nor the encoder has seen."""
+    neither it nor the encoder has seen. Each N of `subsets` adds OUT_DIR/train-N.h5, N faces of
+    the train split drawn at random (SUBSET_SEED), for training on a small set."""
     faces = load_tagged_faces(src)
+    train, held_out = split(len(faces.images))
+    if any(not 2 <= n <= len(train) for n in subsets):
+        raise errors.Error(f"--subset: each N must be from 2 to the {len(train)} faces of the "
+                           f"train split, got {', '.join(map(str, subsets))}")
+    order = np.random.default_rng(SUBSET_SEED).permutation(train)
+    parts = {"train": train, "held-out": held_out,
+             **{f"train-{n}": np.sort(order[:n]) for n in subsets}}
     out_dir = Path(out_dir)
-    paths = (out_dir / "train.h5", out_dir / "held-out.h5")
-    for index, path in zip(split(len(faces.images)), paths, strict=True):
-        write_h5(path, faces.images[index], faces.hair[index], faces.hair_names,
-                 [faces.filenames[i] for i in index],
-                 made={"by": "split", "source": str(Path(src).resolve()),
-                       "part": path.stem, "of": len(faces.images)})
-    return paths
+    for name, index in parts.items():
+        drawn = name.startswith("train-")
+        subset = {"subset_of": "train", "subset_seed": SUBSET_SEED} if drawn else {}
+        write_h5(out_dir / f"{name}.h5", faces.images[index], faces.hair[index],
+                 faces.hair_names, [faces.filenames[i] for i in index],
+                 made={"by": "split", "source": str(Path(src).resolve()), "part": name,
+                       "of": len(faces.images), **subset})
+    return [out_dir / f"{name}.h5" for name in parts]
 
 
 @errors.command
@@ -64,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "held-out.h5, the anime encoder's split")
     t.add_argument("src", help="folder with images/ and tags.csv")
     t.add_argument("out_dir", help="folder for train.h5 and held-out.h5")
+    t.add_argument("--subset", type=int, nargs="+", default=[], metavar="N",
+                   help="also train-N.h5: N faces of the train split drawn at random (a "
+                        "smaller one inside each larger), to train on a small set")
     i = sub.add_parser("info", help="a prepared HDF5 file's images, classes, format and how it "
                                     "was made")
     i.add_argument("file", help="HDF5 file")
@@ -82,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "info":
         print(data.info(args.file))
     elif args.command == "split":
-        for path in split_tagged(args.src, args.out_dir):
+        for path in split_tagged(args.src, args.out_dir, args.subset):
             print(f"wrote {path} ({len(read_h5(path).images)} faces)")
     elif args.command == "fetch":
         print(fetch.fetch_animeface(args.out, args.url or fetch.ANIMEFACE_URL,

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 from keras import ops
 
+from keras_ganime.settings import AUGMENT_P as P
 from keras_ganime.settings import AUGMENT_POLICIES as POLICIES
 
 Tensor = Any
@@ -33,6 +35,7 @@ Tensor = Any
 OPERATIONS = {"color": ("brightness", "saturation", "contrast"),
               "translation": ("translation",), "cutout": ("cutout",)}
 PARAMETERS = {"brightness": 1, "saturation": 1, "contrast": 1, "translation": 2, "cutout": 2}
+SIGN = "augment_sign"  # a step's mean sign of D's logits on the reals (adaptive)
 TRANSLATION = 1 / 8  # of the side, each way
 CUTOUT = 1 / 2  # the square's side, of the image's
 
@@ -107,11 +110,26 @@ class Augmenter:
     G's fakes...): the draws of each role under keys of their own in the step's draws, and the
     images of a role augmented with them. Without a policy it draws nothing and returns the
     images themselves, so that a run without augmentation draws and computes what it always
-    did."""
+    did.
 
-    def __init__(self, cfg: Any) -> None:
+    Adaptive (StyleGAN2-ADA's rule): p is a variable of the run, checkpointed; each step adds
+    the sign of D's logit on the reals, averaged over the batch (`sign`, an output of the phase
+    where D sees them), and every `interval` steps p moves by batch x interval / speed_images
+    towards more augmentation where the mean of those signs, r_t, is above the target (D too
+    sure of the reals), towards less where below, within [0, 1]."""
+
+    def __init__(self, cfg: Any, batch_size: int) -> None:
+        self.cfg = cfg
         self.policy = cfg.policies()
-        self.p = cfg.p
+        self.adaptive = cfg.adaptive
+        self.p: Any = cfg.p
+        if self.adaptive:
+            self.p = keras.Variable(cfg.p, trainable=False, name="augment_p",
+                                    aggregation="only_first_replica")
+            # The interval's sum of signs and its count of steps.
+            self.signs = keras.Variable([0.0, 0.0], trainable=False, name="augment_signs",
+                                        aggregation="only_first_replica")
+            self.adjustment = batch_size * cfg.interval / cfg.speed_images
 
     def __bool__(self) -> bool:
         return bool(self.policy)
@@ -128,4 +146,33 @@ class Augmenter:
             return images
         prefix = f"augment_{role}_"
         mine = {op: draws[prefix + op] for op in operations(self.policy)}
-        return augment(images, mine, self.p)
+        return augment(images, mine, ops.cast(self.p, "float32"))
+
+    # --- the adaptive p ---
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """What the phase where D sees the reals adds to its outputs."""
+        return (SIGN,) if self.adaptive else ()
+
+    @property
+    def after_outputs(self) -> tuple[str, ...]:
+        return (P,) if self.adaptive else ()
+
+    def sign(self, real_logits: Tensor) -> dict[str, Tensor]:
+        """The phase's output: the batch's mean sign of D's logits on the reals."""
+        if not self.adaptive:
+            return {}
+        return {SIGN: ops.mean(ops.sign(ops.cast(real_logits, "float32")))}
+
+    def after_step(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        if not self.adaptive:
+            return {}
+        signs = self.signs + ops.stack([values[SIGN], 1.0])
+        due = signs[1] >= self.cfg.interval
+        moved = ops.sign(signs[0] / signs[1] - self.cfg.target) * self.adjustment
+        self.p.assign(ops.where(due, ops.clip(self.p + moved, 0.0, 1.0), self.p))
+        self.signs.assign(ops.where(due, ops.zeros_like(signs), signs))
+        return {P: ops.convert_to_tensor(self.p)}
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        return {"augment_p": self.p, "augment_signs": self.signs} if self.adaptive else {}

@@ -142,7 +142,7 @@ class Family(base.Family):
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
         self.k_t = keras.Variable(0.0, trainable=False, name="k_t",
                                   aggregation="only_first_replica")
-        self.augmenter = augment.Augmenter(cfg.augment)
+        self.augmenter = augment.Augmenter(cfg.augment, cfg.train.batch_size)
 
     @property
     def phases(self) -> tuple[Phase, ...]:

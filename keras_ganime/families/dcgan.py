@@ -246,7 +246,7 @@ class Family(base.Family):
         self.discriminator = build_discriminator(*args, logits=self.logits)
         self.g_optim = build_optimizer(cfg.g_optim, build.loss_scale)
         self.d_optim = build_optimizer(cfg.d_optim, build.loss_scale)
-        self.augmenter = augment.Augmenter(cfg.augment)
+        self.augmenter = augment.Augmenter(cfg.augment, cfg.train.batch_size)
         self.g_optim.build(self.generator.trainable_variables)
         self.d_optim.build(self.discriminator.trainable_variables)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
@@ -261,10 +261,11 @@ class Family(base.Family):
     def phases(self) -> tuple[Phase, ...]:
         train = self.cfg.train
         g = Phase("g", ("g_loss",), start=train.warmup_steps)
+        sign = self.augmenter.outputs  # the adaptive augmentation's, where D sees the reals
         if train.d_update == "separate":
-            return (Phase("d_real", ("d_loss1", "real_score")),
+            return (Phase("d_real", ("d_loss1", "real_score", *sign)),
                     Phase("d_fake", ("d_loss0", "fake_score")), g)
-        d = ("d_loss1", "d_loss0", "real_score", "fake_score")
+        d = ("d_loss1", "d_loss0", "real_score", "fake_score", *sign)
         if not train.d_skip_ratio:
             return Phase("d", d), g
         ratio = train.d_skip_ratio
@@ -309,7 +310,7 @@ class Family(base.Family):
             fakes = self.augmenter(self.fakes(d["z"]), d, "d_fake")
         if name == "d_real":
             loss, p = self.d_update([(reals, d["d_real_target"])], ctx)
-            return {"d_loss1": loss[0], "real_score": self.score(p[0])}
+            return {"d_loss1": loss[0], "real_score": self.score(p[0]), **self.sign(p[0])}
         if name == "d_fake":
             loss, p = self.d_update([(fakes, d["d_fake_target"])], ctx)
             return {"d_loss0": loss[0], "fake_score": self.score(p[0])}
@@ -317,7 +318,7 @@ class Family(base.Family):
             batches = [(reals, d["d_real_target"]), (fakes, d["d_fake_target"])]
             loss, p = self.d_update(batches, ctx)
             out = {"d_loss1": loss[0], "d_loss0": loss[1], "real_score": self.score(p[0]),
-                   "fake_score": self.score(p[1])}
+                   "fake_score": self.score(p[1]), **self.sign(p[0])}
             if self.cfg.train.d_skip_ratio:
                 out["d_skip"] = ops.convert_to_tensor(1.0 if ctx.frozen else 0.0)
             return out
@@ -336,6 +337,11 @@ class Family(base.Family):
     def score(self, out: Tensor) -> Tensor:
         """D's mean probability that a batch is real."""
         return ops.mean(ops.sigmoid(out) if self.logits else out)
+
+    def sign(self, out: Tensor) -> dict[str, Tensor]:
+        """The adaptive augmentation's reading of D on the reals: its logit's sign, which a D
+        ending in a sigmoid gives as the sign of its output less 1/2."""
+        return self.augmenter.sign(out if self.logits else out - 0.5)
 
     def penalty(self, model: keras.Model) -> Tensor:
         """The L2 penalty on a network's kernels (the paper's section 3.4, `train.l2`)."""
@@ -388,21 +394,23 @@ class Family(base.Family):
 
     @property
     def after_outputs(self) -> tuple[str, ...]:
-        return (dcgan_settings.SKIPPED,) if self.cfg.train.d_skip_ratio else ()
+        skipped = (dcgan_settings.SKIPPED,) if self.cfg.train.d_skip_ratio else ()
+        return (*skipped, *self.augmenter.after_outputs)
 
     def after_step(self, values: Mapping[str, Tensor], draws: Draws) -> dict[str, Tensor]:
+        out = self.augmenter.after_step(values)
         if not self.cfg.train.d_skip_ratio:
-            return {}
+            return out
         skips = self.skips + ops.stack([values["d_skip"], 1.0])
         # The count starts again after every log_every steps, the steps the loop logs: each
         # logged share is of the steps since the last logged one.
         self.skips.assign(ops.where(skips[1] >= self.cfg.output.log_every,
                                     ops.zeros_like(skips), skips))
-        return {dcgan_settings.SKIPPED: skips[0] / skips[1]}
+        return {**out, dcgan_settings.SKIPPED: skips[0] / skips[1]}
 
     def checkpoint_objects(self) -> dict[str, Any]:
         extra = {"d_skips": self.skips} if self.cfg.train.d_skip_ratio else {}
-        return {**super().checkpoint_objects(), **extra}
+        return {**super().checkpoint_objects(), **extra, **self.augmenter.checkpoint_objects()}
 
     def rules(self) -> list[failure.LossRule]:
         fail = self.cfg.failure

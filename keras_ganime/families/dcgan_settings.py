@@ -137,17 +137,20 @@ SKIPPED = "d_skipped"  # the share of D's updates skipped since the last logged 
 
 
 def _logged(cfg: Any) -> tuple[str, ...]:
-    return (*LOGGED, SKIPPED) if cfg.train.d_skip_ratio else LOGGED
+    skipped = (SKIPPED,) if cfg.train.d_skip_ratio else ()
+    return (*LOGGED, *skipped, *cfg.augment.logged())
 
 
 def _plots(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     loss = ("loss", LOSSES)  # as the paper's loss figures
-    return (loss, ("D updates skipped", (SKIPPED,))) if cfg.train.d_skip_ratio else (loss,)
+    skipped = (("D updates skipped", (SKIPPED,)),) if cfg.train.d_skip_ratio else ()
+    return (loss, *skipped, *settings.augment_plots(cfg))
 
 
 def _progress(cfg: Any) -> dict[str, str]:
     shown = {"d0": "d_loss0", "d1": "d_loss1", "g": "g_loss"}
-    return {**shown, "skipped": SKIPPED} if cfg.train.d_skip_ratio else shown
+    skipped = {"skipped": SKIPPED} if cfg.train.d_skip_ratio else {}
+    return {**shown, **skipped, **settings.augment_progress(cfg)}
 
 
 def _scores(row: Mapping[str, float]) -> dict[str, float] | None:

@@ -353,7 +353,7 @@ class Family(base.Family):
         self.networks = {"generator": self.generator, "generator_ema": self.generator_ema,
                          "discriminator": self.discriminator}
         self.optimizers = {"g_optim": self.g_optim, "d_optim": self.d_optim}
-        self.augmenter = augment.Augmenter(cfg.augment)
+        self.augmenter = augment.Augmenter(cfg.augment, cfg.train.batch_size)
         self.w_avg = keras.Variable(ops.zeros((cfg.model.w_dim,)), trainable=False,
                                     name="w_avg", aggregation="only_first_replica")
         self.num_ws = self.generator.num_ws
@@ -365,7 +365,7 @@ class Family(base.Family):
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return (Phase("d", ("d_loss", "real_logit", "fake_logit")),
+        return (Phase("d", ("d_loss", "real_logit", "fake_logit", *self.augmenter.outputs)),
                 Phase("r1", ("r1",), every=self.cfg.stylegan.r1_every),
                 Phase("g", ("g_loss",)))
 
@@ -406,11 +406,11 @@ class Family(base.Family):
                 on_fakes = d(aug(self.fakes(draws, "d"), s, "d_fake"), training=True)
                 on_reals = d(aug(reals, s, "d_real"), training=True)
                 loss = ops.mean(ops.softplus(on_fakes)) + ops.mean(ops.softplus(-on_reals))
-                return loss, (ops.mean(on_reals), ops.mean(on_fakes))
+                return loss, (ops.mean(on_reals), ops.mean(on_fakes), aug.sign(on_reals))
 
-            loss, (real_logit, fake_logit) = ctx.update(self.d_optim,
-                                                        d.trainable_variables, d_loss)
-            return {"d_loss": loss, "real_logit": real_logit, "fake_logit": fake_logit}
+            loss, (real_logit, fake_logit, sign) = ctx.update(self.d_optim,
+                                                              d.trainable_variables, d_loss)
+            return {"d_loss": loss, "real_logit": real_logit, "fake_logit": fake_logit, **sign}
         if name == "r1":
             def r1_loss() -> tuple[Tensor, Tensor]:
                 # The gradient at the reals themselves, through their augmentation (as
@@ -447,10 +447,15 @@ class Family(base.Family):
             average.assign(weight + (average - weight) * beta)
         mean = ops.mean(self.generator.mapping(draws.per_sample["g_z"]), axis=0)
         self.w_avg.assign(mean + (self.w_avg - mean) * self.cfg.stylegan.w_avg_beta)
-        return {}
+        return self.augmenter.after_step(values)
+
+    @property
+    def after_outputs(self) -> tuple[str, ...]:
+        return self.augmenter.after_outputs
 
     def checkpoint_objects(self) -> dict[str, Any]:
-        return {**super().checkpoint_objects(), "w_avg": self.w_avg}
+        return {**super().checkpoint_objects(), "w_avg": self.w_avg,
+                **self.augmenter.checkpoint_objects()}
 
     # --- sampling and export ---
     def latents(self, rng: Any, n: int) -> Tensor:

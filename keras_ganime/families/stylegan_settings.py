@@ -129,16 +129,16 @@ LOGGED = ("d_loss", "g_loss", "r1", "real_logit", "fake_logit")
 
 
 def _logged(cfg: Any) -> tuple[str, ...]:
-    return LOGGED
+    return (*LOGGED, *cfg.augment.logged())
 
 
 def _plots(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return (("loss", ("d_loss", "g_loss")), ("R1 (every r1_every steps)", ("r1",)),
-            ("D's mean logit", ("real_logit", "fake_logit")))
+            ("D's mean logit", ("real_logit", "fake_logit")), *settings.augment_plots(cfg))
 
 
 def _progress(cfg: Any) -> dict[str, str]:
-    return {"d": "d_loss", "g": "g_loss"}
+    return {"d": "d_loss", "g": "g_loss", **settings.augment_progress(cfg)}
 
 
 SPEC = FamilySpec(
