@@ -1,5 +1,7 @@
 """Each augmentation checked by hand on small images (families/augment.py)."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -157,3 +159,43 @@ def test_an_augmenter_without_a_policy_draws_and_changes_nothing():
     x = ops.convert_to_tensor(images(2))
     assert not off and off.draw(None, 2, ("d_real",)) == {} and off(x, {}, "d_real") is x
     assert off.outputs == off.after_outputs == () and off.checkpoint_objects() == {}
+
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64" / "images"
+ADA_STEPS = 300
+# p from 0, moved every 4 steps by 16 x 4 / 2,000 = 0.032: up to 75 moves in ADA_STEPS.
+ADA = ("model.image_size=32", "train.batch_size=16", 'augment.policy="color,translation,cutout"',
+       "augment.adaptive=true", "augment.p=0", "augment.speed_images=2000")
+
+
+def adaptive_p(images: np.ndarray, seed: int) -> float:
+    """The reference DCGAN's adaptive p after ADA_STEPS steps on these images."""
+    from keras_ganime import config as config_lib
+    from keras_ganime import engines
+
+    gan = engines.create(config_lib.load(None, [*ADA, f"train.seed={seed}"]), images)
+    for _ in range(ADA_STEPS):
+        values = gan.train_step()
+    return float(values["augment_p"])
+
+
+@pytest.mark.long
+def test_the_adaptive_p_ends_higher_on_16_real_faces_than_on_20000_faces():
+    """D learns 16 faces by heart, and the sign of its logits on them says so: p rises further
+    than on the 20,000 built-in faces, at each of two seeds."""
+    from PIL import Image
+
+    from keras_ganime.data import load_images
+
+    if not FACES.is_dir():
+        pytest.skip(f"real faces not present: {FACES}")
+    names = sorted(p.name for p in FACES.iterdir())
+    chosen = np.random.default_rng(0).choice(len(names), 16, replace=False)
+    few = np.stack([np.asarray(Image.open(FACES / names[i]).convert("RGB").resize(
+        (32, 32), Image.LANCZOS)) for i in chosen])
+    many = load_images("", 20000, 32)
+    for seed in (0, 1):
+        on_few, on_many = adaptive_p(few, seed), adaptive_p(many, seed)
+        print(f"seed {seed}: p after {ADA_STEPS} steps {on_few:.3f} on 16 real faces, "
+              f"{on_many:.3f} on 20,000 built-in faces")
+        assert on_few > on_many, (seed, on_few, on_many)

@@ -39,7 +39,10 @@ def test_an_old_config_loads_as_the_dcgan_with_its_values():
         "model.use_bias", "model.g_stem", "model.d_head", "model.d_first_bn",
         "model.d_conv_initializer", "model.gamma_initializer", "train.loss", "train.d_update",
         "train.g_input", "train.g_step_d_stats", "train.g_steps", "train.d_skip_ratio",
-        "train.l2"}
+        "train.l2",
+        # Augmentation, off by default.
+        "augment.policy", "augment.p", "augment.adaptive", "augment.target", "augment.interval",
+        "augment.speed_images"}
 
 
 def test_todays_checkpoint_has_the_old_variables(tmp_path):

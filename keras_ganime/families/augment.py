@@ -170,7 +170,8 @@ class Augmenter:
         signs = self.signs + ops.stack([values[SIGN], 1.0])
         due = signs[1] >= self.cfg.interval
         moved = ops.sign(signs[0] / signs[1] - self.cfg.target) * self.adjustment
-        self.p.assign(ops.where(due, ops.clip(self.p + moved, 0.0, 1.0), self.p))
+        p = ops.convert_to_tensor(self.p)
+        self.p.assign(ops.where(due, ops.clip(p + moved, 0.0, 1.0), p))
         self.signs.assign(ops.where(due, ops.zeros_like(signs), signs))
         return {P: ops.convert_to_tensor(self.p)}
 

@@ -364,7 +364,7 @@ class Family(base.Family):
         return ctx.update(self.d_optim, self.discriminator.trainable_variables, loss)[1]
 
     def g_update(self, z: Tensor, target: Tensor, ctx: StepContext,
-                 draws: Mapping[str, Tensor]) -> Tensor:
+                 draws: Mapping[str, Tensor] | None = None) -> Tensor:
         """One optimizer step of G through D; D's weights stay, and so do its moving statistics
         unless `train.g_step_d_stats = updated` (PyTorch's D in training mode)."""
         g, d = self.generator, self.discriminator
@@ -377,7 +377,7 @@ class Family(base.Family):
                                             training=True)
             else:
                 fakes = g(z, training=True)
-            fakes = self.augmenter(fakes, draws, "g")  # G learns through the augmentation
+            fakes = self.augmenter(fakes, draws or {}, "g")  # G learns through the augmentation
             if train.g_step_d_stats == "updated":
                 p = d(fakes, training=True)
             else:
