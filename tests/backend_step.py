@@ -32,7 +32,8 @@ SGD = ("g_optim.name=sgd", "d_optim.name=sgd", "g_optim.learning_rate=0.05",
 # Every augmentation, p adapted after each step by 0.1 (batch 8 / 80 images): the second step
 # augments at the p the first moved.
 AUGMENTED = ('augment.policy="color,translation,cutout"', "augment.adaptive=true",
-             "augment.p=0.5", "augment.interval=1", "augment.speed_images=80")
+             "augment.p=0.5", "augment.interval=1", "augment.speed_images=80",
+             "g_optim.learning_rate=0.01", "d_optim.learning_rate=0.01")
 CASES = {
     "dcgan": (None, ("model.image_size=16", "train.warmup_steps=1")),
     "dcgan-augmented": (None, ("model.image_size=16", "train.warmup_steps=1", *AUGMENTED)),
@@ -49,7 +50,7 @@ CASES = {
 
 def config(case: str) -> config_lib.Config:
     experiment, settings = CASES[case]
-    return config_lib.load(experiment, [*settings, *SGD])
+    return config_lib.load(experiment, [*SGD, *settings])
 
 
 def run(case: str, directory: Path) -> None:

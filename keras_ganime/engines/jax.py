@@ -106,6 +106,18 @@ if jax.default_backend() == "cpu":
     keras_jax_nn.conv_transpose = _conv_transpose
 
 
+# LeakyReLU's gradient at exactly 0 is its slope on TensorFlow, 1 in JAX's jax.nn.leaky_relu.
+# An input exactly 0 comes with augmentation (zeros where a translated image was padded or a
+# square cut out, through a bias still 0): there the engines would step apart. The JAX engine
+# takes TensorFlow's; elsewhere the two are the same function.
+def _leaky_relu(x: Any, negative_slope: float = 0.2) -> jax.Array:
+    x = keras_jax_nn.convert_to_tensor(x)
+    return jnp.where(x > 0, x, negative_slope * x)
+
+
+keras_jax_nn.leaky_relu = _leaky_relu
+
+
 class KeyRng:
     """`tf.random.Generator`'s `uniform` and `normal` (the families' draws) over a JAX key,
     split at every draw; `key` is the key after the draws."""
