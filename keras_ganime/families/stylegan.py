@@ -43,9 +43,11 @@ SQRT2 = math.sqrt(2.0)
 
 def lrelu(x: Tensor) -> Tensor:
     """Leaky ReLU 0.2 with NVlabs' gain sqrt(2), which keeps unit variance through a layer. As
-    a maximum: TensorFlow's graph optimiser fails on LeakyRelu's second derivative (R1's), with
-    an error line in the log."""
-    return ops.maximum(x, 0.2 * x) * SQRT2
+    a selection: TensorFlow's graph optimiser fails on LeakyRelu's second derivative (R1's),
+    with an error line in the log; and at exactly 0 (an augmented image's zeros through a bias
+    still 0) a selection's gradient is 1 on either backend, where a maximum's tie is 1 on
+    TensorFlow and 0.6 in JAX."""
+    return ops.where(x >= 0, x, 0.2 * x) * SQRT2
 
 
 # --- equalised layers --------------------------------------------------------------------------
