@@ -482,19 +482,24 @@ def test_write_read_round_trip_and_load_images_resizes(tmp_path):
     assert small.shape == (3, 16, 16, 3) and small.dtype == np.uint8
 
 
+def tagged_faces(folder: Path, n: int = 30, size: int = 64) -> Path:
+    """n flat faces, face i of grey level 8 i, with hair tags, as ../shared/data's layout."""
+    (folder / "images").mkdir(parents=True)
+    rows = ["image,hair,eyes"]
+    for i in range(n):
+        Image.fromarray(np.full((size, size, 3), i * 8, np.uint8)).save(
+            folder / "images" / f"{i}.png")
+        rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
+    (folder / "tags.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
 def test_split_holds_out_the_encoders_tenth(tmp_path):
     """`data split`: tagged faces -> train.h5 and held-out.h5, disjoint, the held-out ones the
     faces the anime encoder was tested on (encoder.split), so that a GAN trained on train.h5 is
     scored against faces neither it nor the encoder has seen."""
-
-    (tmp_path / "faces" / "images").mkdir(parents=True)
-    rows = ["image,hair,eyes"]
-    for i in range(30):
-        Image.fromarray(np.full((64, 64, 3), i * 8, np.uint8)).save(
-            tmp_path / "faces" / "images" / f"{i}.png")
-        rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
-    (tmp_path / "faces" / "tags.csv").write_text("\n".join(rows) + "\n")
-    assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / "out")]) == 0
+    faces = tagged_faces(tmp_path / "faces")
+    assert data_command.main(["split", str(faces), str(tmp_path / "out")]) == 0
     train, held = (read_h5(tmp_path / "out" / f"{n}.h5") for n in ("train", "held-out"))
     assert (len(train.images), len(held.images)) == (27, 3)
     _, held_index = tagged.split(30)
@@ -507,16 +512,10 @@ def test_split_subsets_are_drawn_from_the_train_split_each_inside_the_next(tmp_p
     """`data split --subset 5 12`: train-5.h5 and train-12.h5, faces of train.h5 alone, the 5
     among the 12, the draw recorded; the same again from a second call; a subset larger than the
     train split is one line."""
-    (tmp_path / "faces" / "images").mkdir(parents=True)
-    rows = ["image,hair,eyes"]
-    for i in range(30):
-        Image.fromarray(np.full((8, 8, 3), i * 8, np.uint8)).save(
-            tmp_path / "faces" / "images" / f"{i}.png")
-        rows.append(f"{i}.png,blue,green")
-    (tmp_path / "faces" / "tags.csv").write_text("\n".join(rows) + "\n")
+    faces = tagged_faces(tmp_path / "faces", size=8)
     names = []
     for out in ("a", "b"):
-        assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / out),
+        assert data_command.main(["split", str(faces), str(tmp_path / out),
                                   "--subset", "5", "12"]) == 0
         names.append({n: read_h5(tmp_path / out / f"train-{n}.h5").filenames for n in (5, 12)})
     assert names[0] == names[1]
@@ -525,8 +524,7 @@ def test_split_subsets_are_drawn_from_the_train_split_each_inside_the_next(tmp_p
     assert (len(five), len(twelve)) == (5, 12) and set(five) < set(twelve) < set(train)
     assert "subset_seed: 0" in data.info(tmp_path / "a" / "train-5.h5")
     capsys.readouterr()
-    assert data_command.main(["split", str(tmp_path / "faces"), str(tmp_path / "c"),
-                              "--subset", "28"]) == 2
+    assert data_command.main(["split", str(faces), str(tmp_path / "c"), "--subset", "28"]) == 2
     assert capsys.readouterr().err == ("error: --subset: each N must be from 2 to the 27 faces "
                                        "of the train split, got 28\n")
     assert not (tmp_path / "c").exists()
