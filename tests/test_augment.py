@@ -157,7 +157,7 @@ def test_an_augmenter_without_a_policy_draws_and_changes_nothing():
 
     off = augment.Augmenter(AugmentConfig(), batch_size=8)
     x = ops.convert_to_tensor(images(2))
-    assert not off and off.draw(None, 2, ("d_real",)) == {} and off(x, {}, "d_real") is x
+    assert off.policy == () and off.draw(None, 2, ("d_real",)) == {} and off(x, {}, "d_real") is x
     assert off.outputs == off.after_outputs == () and off.checkpoint_objects() == {}
 
 

@@ -131,9 +131,6 @@ class Augmenter:
                                         aggregation="only_first_replica")
             self.adjustment = batch_size * cfg.interval / cfg.speed_images
 
-    def __bool__(self) -> bool:
-        return bool(self.policy)
-
     def draw(self, rng: Any, n: int, roles: tuple[str, ...]) -> dict[str, Tensor]:
         """Each role's uniforms (`draw`), drawn after everything else the family draws."""
         if not self.policy:
