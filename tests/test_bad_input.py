@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shlex
 import socket
 import struct
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -141,6 +143,30 @@ def lambda_model(root: Path) -> None:
     keras.Model(z, keras.layers.Conv2DTranspose(3, 4)(x)).save(root / "in" / "lambda.keras")
 
 
+def read_only_run(root: Path) -> dict[str, Any]:
+    """in/run and its files read-only to everyone (restored when the case ends, so that the
+    test's folder can be removed)."""
+    run = run_dir(root)
+    paths = [run / "config.toml", run / "run.json", run]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+
+    class Restore:
+        def close(self) -> None:
+            run.chmod(0o755)
+
+    return {"hold": Restore()}
+
+
+def generator_file(root: Path) -> None:
+    """in/generator.keras, a tiny reference generator as a run exports it (its settings kept)."""
+    from keras_ganime import restore
+    from keras_ganime.engines import common
+
+    cfg = config_lib.load(None, ["model.image_size=16", "model.latent_dim=8", "model.filters=8"])
+    common.with_settings(restore.build(cfg).export, cfg)(root / "in" / "generator.keras")
+
+
 def closed_port(root: Path) -> dict[str, Any]:
     """A port on 127.0.0.1 that nothing listens on: to fetch, the network is absent."""
     with socket.socket() as s:
@@ -163,6 +189,8 @@ class Case:
     hint: str  # what to do next (in `seen`)
     exit: int = 2
     tensorflow: bool = False  # the command loads TensorFlow before it can tell
+    fsize: int = 0  # a file size limit in bytes (ulimit -f), 0 for none
+    unprivileged: bool = False  # without root's override of file permissions (setpriv)
     writes: str = ""  # a skip: the HDF5 file prepare writes anyway, with the good image
 
 
@@ -316,6 +344,11 @@ CASES = [
          "train --resume in/run --steps 12",
          "error: in/run: in use by another training process; wait for it to end, or stop it "
          "(Ctrl-C saves a checkpoint), then resume", "in/run", "wait for it to end"),
+    Case("run-read-only", "run", "a run folder you cannot write (read-only, and you are not root)",
+         read_only_run, "train --resume in/run",
+         "error: in/run: cannot be written (permission denied); give yourself write permission "
+         "to it (chmod -R u+w in/run), or run as its owner", "in/run", "chmod -R u+w in/run",
+         unprivileged=True),
     Case("run-no-checkpoint", "run", "a run stopped before its first checkpoint",
          lambda root: run_dir(root), "evaluate in/run",
          "error: in/run: no checkpoint yet; train it to its first checkpoint "
@@ -333,6 +366,11 @@ CASES = [
          "file since it could run anything; sample from a generator.keras that keras_ganime "
          "saved, or from its run directory", "in/lambda.keras",
          "sample from a generator.keras that keras_ganime saved"),
+    Case("model-file-size-limit", "model",
+         "a file size limit (ulimit -f 4) that the samples' grid exceeds", generator_file,
+         "generate in/generator.keras --n 16 --out faces",
+         "error: …/faces-grid.png: file too large; the file size limit (ulimit -f) was reached; "
+         "raise it", "/faces-grid.png", "raise it", tensorflow=True, fsize=4096),
     Case("model-not-a-zip", "model", "a .keras file that is not one (not a zip)",
          lambda root: write(root / "in" / "broken.keras", "not a model\n"),
          "generate in/broken.keras --out out/faces",
@@ -354,9 +392,10 @@ CASES = [
 
 
 def files(root: Path) -> dict[str, str]:
-    """Every file under root, by relative path, with the SHA-256 of its bytes."""
+    """Every file under root, by relative path, with the SHA-256 of its bytes, and every folder
+    (a command that fails leaves no folder of its own, not even an empty one)."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            if p.is_file() else "folder" for p in sorted(root.rglob("*"))}
 
 
 def pattern(seen: str) -> re.Pattern[str]:
@@ -372,13 +411,23 @@ def test_what_the_user_sees(case: Case, tmp_path: Path) -> None:
     before = files(root)
     mark = tmp_path / "tensorflow-loaded"
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    # The cache of the built-in faces is the case's own; matplotlib's (which TensorFlow loads)
+    # is this process's, built already: not built again under a case's file size limit.
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join(paths)}
+           "MPLCONFIGDIR": matplotlib.get_cachedir(), "PYTHONPATH": os.pathsep.join(paths)}
     command = shlex.split(case.command.format(**made))
+    # Root may write anywhere: the unprivileged cases run without that capability.
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] \
+        if case.unprivileged else []
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, case.fsize))
+
     try:
-        done = subprocess.run([sys.executable, "-c", RUNNER, str(mark),
+        done = subprocess.run([*prefix, sys.executable, "-c", RUNNER, str(mark),
                                f"keras_ganime.{command[0]}", *command[1:]], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+                              capture_output=True, text=True, timeout=60, check=False,
+                              preexec_fn=limit if case.fsize else None)
     finally:
         if "hold" in made:
             made["hold"].close()
@@ -400,6 +449,9 @@ def test_what_the_user_sees(case: Case, tmp_path: Path) -> None:
     if case.writes:
         assert read_h5(root / case.writes).filenames == ["good.png"]
         after.pop(case.writes)
+        for folder in list(Path(case.writes).parents)[:-1]:  # the folders made for it
+            if folder.as_posix() not in before:
+                after.pop(folder.as_posix())
     assert after == before, "the command changed, made or removed files"
 
 

@@ -18,6 +18,7 @@ from PIL import Image, features
 from keras_ganime import data
 from keras_ganime.data import DataError, load_images, prepare, read_h5, tagged, to_rgb, write_h5
 from keras_ganime.data import __main__ as data_command
+from tests.helpers import tagged_faces
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "anime-faces-64" / "images"
@@ -480,18 +481,6 @@ def test_write_read_round_trip_and_load_images_resizes(tmp_path):
     np.testing.assert_array_equal(load_images(str(tmp_path / "d.h5"), 0, 32), images)
     small = load_images(str(tmp_path / "d.h5"), 0, 16)
     assert small.shape == (3, 16, 16, 3) and small.dtype == np.uint8
-
-
-def tagged_faces(folder: Path, n: int = 30, size: int = 64) -> Path:
-    """n flat faces, face i of grey level 8 i, with hair tags, as ../shared/data's layout."""
-    (folder / "images").mkdir(parents=True)
-    rows = ["image,hair,eyes"]
-    for i in range(n):
-        Image.fromarray(np.full((size, size, 3), i * 8, np.uint8)).save(
-            folder / "images" / f"{i}.png")
-        rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
-    (folder / "tags.csv").write_text("\n".join(rows) + "\n")
-    return folder
 
 
 def test_split_holds_out_the_encoders_tenth(tmp_path):

@@ -238,9 +238,12 @@ def archive_values(run: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("family", ["dcgan", "stylegan"])
 def test_sigkilled_twice_then_resumed_ends_bit_for_bit_as_one_go(family, tmp_path, data):
     """20 steps, killed inside the write of ckpt-8 (the archive complete, not yet renamed) and
-    again after step 14, each time resumed; StyleGAN with its R1 at steps 0 and 16."""
+    again after step 14, each time resumed; StyleGAN with its R1 at steps 0 and 16. Both
+    augmented, p adapted every 2 steps by 0.16: the draws, p and its signs resume too."""
     extra = ('model.family="stylegan"', 'model.channels="16,16,8"', "model.w_dim=8") \
         if family == "stylegan" else ("train.warmup_steps=2",)
+    extra += ('augment.policy="color,translation,cutout"', "augment.adaptive=true",
+              "augment.p=0.5", "augment.interval=2", "augment.speed_images=100")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     for runs in (whole, killed):
         runs.mkdir()

@@ -10,6 +10,7 @@ import pytest
 
 from keras_ganime.evaluation.metrics import (
     checkerboard_score,
+    copy_rate,
     duplicate_rate,
     fid,
     frechet_distance,
@@ -18,6 +19,7 @@ from keras_ganime.evaluation.metrics import (
     real_fake_scores,
     reconstruct_laplacian_pyramid,
     swd,
+    zero_marks,
 )
 
 
@@ -247,6 +249,47 @@ def test_duplicate_rate_compares_sets_of_equal_size() -> None:
     rng = np.random.default_rng(10)
     real, fake = rng.standard_normal((100, 2)), rng.standard_normal((1000, 2))
     assert duplicate_rate(fake, real, percentile=5.0) < 0.15
+
+
+# --- copy rate (memorisation) -------------------------------------------------------------
+
+def test_copy_rate_hand_computed() -> None:
+    train = np.array([[0.0], [10.0]])
+    held_out = np.array([[1.0], [2.0], [7.0], [14.0]])  # nearest training: 1, 2, 3, 4
+    fake = np.array([[0.0], [9.0], [5.0], [20.0], [10.5]])  # 0, 1, 5, 10, 0.5
+    # The held-out faces' median distance is 2.5: three of the five fakes come nearer.
+    assert copy_rate(fake, train, held_out, percentile=50.0) == 0.6
+    # At the 0th percentile, the nearest held-out face's 1: the fakes at 0 and 0.5 come nearer.
+    assert copy_rate(fake, train, held_out, percentile=0.0) == 0.4
+    assert copy_rate(held_out, train, held_out, percentile=50.0) == 0.5
+
+
+def test_copy_rate_copier_vs_new_faces() -> None:
+    rng = np.random.default_rng(12)
+    train = rng.standard_normal((300, 8))
+    held_out = rng.standard_normal((300, 8))
+    copier = train[rng.integers(0, 300, 500)] + 1e-3 * rng.standard_normal((500, 8))
+    new = rng.standard_normal((500, 8))
+    assert copy_rate(copier, train, held_out) > 0.95
+    assert copy_rate(new, train, held_out) <= 0.05
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        copy_rate(new[:, :4], train, held_out)
+
+
+def test_zero_marks_counts_grey_bands_and_squares() -> None:
+    rng = np.random.default_rng(13)
+    images = rng.integers(0, 256, (5, 16, 16, 3)).astype(np.uint8)
+    assert zero_marks(images) == 0.0
+    images[1, :, -2:] = 128  # a translation's padding: the right band
+    images[2, 5:7, 3:5] = 127  # a 2 x 2 grey square: cutout's at 16 px, square 16 // 8
+    images[3, 0, :] = 128  # one row deep only: no mark with band 2
+    images[4, 3:6, 3:5] = 126  # 3 x 2, just outside tol in no pixel -> a mark too
+    assert zero_marks(images) == 0.6
+    images[4, 4, 4] = 120  # 7.5 from 127.5, beyond tol: the 2 x 2 windows there break
+    assert zero_marks(images) == 0.4
+    assert zero_marks(images, band=1) == 0.6
+    with pytest.raises(ValueError, match="images must be"):
+        zero_marks(images[:, :1])
 
 
 # --- checkerboard score --------------------------------------------------------------------

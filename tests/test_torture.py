@@ -32,7 +32,11 @@ STEPS = 40
 # 10 checkpoints, of 28 MB each at the reference's width and 0.6 MB here.
 SETTINGS = ["model.image_size=16", "model.latent_dim=8", "model.filters=8", "train.batch_size=8",
             "train.warmup_steps=2", "output.log_every=1", "output.checkpoint_every=4",
-            "output.keep_checkpoints=3", "output.sample_every=5", 'output.milestones="20"']
+            "output.keep_checkpoints=3", "output.sample_every=5", 'output.milestones="20"',
+            # Augmented, p adapted every 2 steps by 0.16: its draws, p and the interval's signs
+            # must resume too.
+            'augment.policy="color,translation,cutout"', "augment.adaptive=true", "augment.p=0.5",
+            "augment.interval=2", "augment.speed_images=100"]
 
 # (the kill, the step it lands at, the moment in words). The comment before each is the
 # checkpoint its process resumes from; the first makes the run.

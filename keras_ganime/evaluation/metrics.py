@@ -331,6 +331,69 @@ def _nearest_other_distance(x: np.ndarray) -> np.ndarray:
     return nearest
 
 
+def _nearest_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each row of ``x`` to its nearest row of ``y``."""
+    y_sq = np.einsum("ij,ij->i", y, y)
+    nearest = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], _CHUNK):
+        block = x[start:start + _CHUNK]
+        sq = np.einsum("ij,ij->i", block, block)[:, None] + y_sq[None, :] - 2.0 * block @ y.T
+        nearest[start:start + _CHUNK] = np.sqrt(np.clip(sq.min(axis=1), 0.0, None))
+    return nearest
+
+
+def copy_rate(features_fake: np.ndarray, features_train: np.ndarray,
+              features_held_out: np.ndarray, percentile: float = 1.0) -> float:
+    """Fraction of generated samples nearer to a training sample than unseen reals come.
+
+    Definition: for every sample, the Euclidean distance in feature space to its nearest
+    training sample. The threshold ``t`` is the ``percentile``-th percentile (in percent) of
+    those distances among the held-out reals, faces of the same kind the model never saw. The
+    rate is the fraction of fakes whose distance is strictly below ``t``.
+
+    About ``percentile / 100`` (0.01 by default) for a generator that comes no nearer to its
+    training set than new faces do; near 1 for one that reproduces its training images. Unlike
+    ``duplicate_rate`` (fakes against fakes: collapse), this measures memorisation. A distance
+    to a set does not depend on how many samples ask it, so the two sets need not be equal.
+    """
+    fake = _features(features_fake, "features_fake")
+    train = _features(features_train, "features_train")
+    held_out = _features(features_held_out, "features_held_out")
+    if not fake.shape[1] == train.shape[1] == held_out.shape[1]:
+        raise ValueError(f"feature sizes differ: {fake.shape[1]}, {train.shape[1]}, "
+                         f"{held_out.shape[1]}")
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+    threshold = np.percentile(_nearest_distance(held_out, train), percentile)
+    return float(np.mean(_nearest_distance(fake, train) < threshold))
+
+
+def zero_marks(images: np.ndarray, tol: float = 4.0, band: int = 2,
+               square: int | None = None) -> float:
+    """Fraction of uint8 (N, H, W, C) images that carry the marks of the augmentation's zeros.
+
+    Translation pads with zeros and cutout sets a square to zero; 0 in [-1, 1] is 127.5 in
+    uint8. An image is marked when a whole border band ``band`` pixels deep, on any side, or a
+    ``square`` x ``square`` window (H/8 by default: cutout's square is H/2) lies within ``tol``
+    of 127.5 in every channel. A generator that learnt the augmentation instead of the faces
+    leaves such marks in its samples (a leak); faces rarely hold a flat mid-grey patch.
+    """
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[1] < 2 * band:
+        raise ValueError(f"images must be (N, H, W, C) of at least {2 * band} pixels, got "
+                         f"shape {x.shape}")
+    grey = np.all(np.abs(x.astype(np.float64) - 127.5) <= tol, axis=-1)  # (N, H, W)
+    marked = (grey[:, :band].all(axis=(1, 2)) | grey[:, -band:].all(axis=(1, 2))
+              | grey[:, :, :band].all(axis=(1, 2)) | grey[:, :, -band:].all(axis=(1, 2)))
+    k = square or max(1, x.shape[1] // 8)
+    # Grey pixels in every k x k window from a summed-area table: a window is all grey when
+    # its count is k * k.
+    table = np.pad(grey.astype(np.int32).cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    counts = table[:, k:, k:] - table[:, :-k, k:] - table[:, k:, :-k] + table[:, :-k, :-k]
+    marked |= (counts == k * k).any(axis=(1, 2))
+    return float(marked.mean())
+
+
 def duplicate_rate(features_fake: np.ndarray, features_real: np.ndarray,
                    percentile: float = 1.0, seed: int = 0) -> float:
     """Fraction of generated samples that are near-duplicates of another generated sample.

@@ -101,6 +101,28 @@ def metric_plot(series: dict[str, list[dict[str, float]]], names: list[str], pat
     _save(fig, path)
 
 
+def grids_and_curves(grids: dict[str, np.ndarray], curves: dict[str, list[tuple[int, float]]],
+                     ylabel: str, path: Path) -> None:
+    """Image grids side by side, each under its title, above one panel of curves against
+    mini-batch (runs compared: their last samples and a metric over their training)."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(2.6 * len(grids), 6.2), dpi=100)
+    layout = fig.add_gridspec(2, len(grids), height_ratios=(1, 1.1))
+    for i, (title, images) in enumerate(grids.items()):
+        ax = fig.add_subplot(layout[0, i])
+        ax.imshow(grid(images))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    ax = fig.add_subplot(layout[1, :])
+    for label, points in curves.items():
+        ax.plot(*zip(*points, strict=True), marker=".", linewidth=0.8, label=label)
+    ax.set_xlabel("mini-batch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
 def animate(frames: list[Path], out: Path, ms_per_frame: int = 200) -> None:
     """The sample frames, in order, as one looping GIF."""
     images = [Image.open(f).convert("RGB") for f in frames]
