@@ -66,7 +66,7 @@ test-marked: $(STAMP)
 	$(PYTEST) -m "long or torture or distribute or integration" $(call XDIST,worksteal) \
 		tests/test_torture.py tests/test_learning.py tests/test_distribute.py \
 		tests/test_stylegan.py tests/test_install.py tests/test_resume.py tests/test_toy_family.py \
-		tests/test_augment.py
+		tests/test_augment.py tests/test_small_data.py
 
 # One run SIGKILLed at 20 moments (inside checkpoint, CSV and plot writes), resumed after each,
 # ends bit for bit as the run in one go (tests/test_torture.py); -s prints the moments.
