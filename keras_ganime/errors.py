@@ -12,6 +12,7 @@ import contextlib
 import errno
 import functools
 import glob
+import logging
 import os
 import re
 import sys
@@ -71,6 +72,10 @@ def _one_line(main: Callable[..., int], *args, **kwargs) -> int:
         if e.errno not in NEXT_STEP:
             raise
         print(f"error: {file_error(e)}", file=sys.stderr)
+    # After the one line, nothing more: TensorFlow warns, as the interpreter tears down, about
+    # a checkpoint that it could not restore (a resume refused for a misfit); a warning about a
+    # request already refused is noise.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return 2
 
 
@@ -126,7 +131,13 @@ def start_up_filter() -> Iterator[None]:
         yield
     finally:
         sys.stderr.flush()
-        sys.stderr = python_stderr
+        filtered, sys.stderr = sys.stderr, python_stderr
+        # A logging handler made meanwhile (TensorFlow's) holds the stream that is closed now:
+        # what it logs later, at the interpreter's exit, goes to standard error itself.
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+            for handler in getattr(logger, "handlers", []):
+                if isinstance(handler, logging.StreamHandler) and handler.stream is filtered:
+                    handler.setStream(python_stderr)
         os.dup2(saved, 2)  # the pipe's last writer closes: the thread reads to its end
         thread.join(timeout=5)  # a child process that still holds the pipe is not waited for
         if not thread.is_alive():

@@ -16,6 +16,20 @@ from keras_ganime.runs import RunDir
 TIMED = ("images_per_s", "wall_s")
 
 
+# Every augmentation, its p adapted every 2 steps by 0.16 at batch 8 (8 x 2 / 100): what a
+# resumed run must continue bit for bit, its draws, p and the interval's signs.
+AUGMENTED = {"augment.policy": "color,translation,cutout", "augment.adaptive": True,
+             "augment.p": 0.5, "augment.interval": 2, "augment.speed_images": 100}
+
+
+def as_set(values: dict[str, object]) -> tuple[str, ...]:
+    """Settings as the command line's --set takes them: key=value, a string in quotes."""
+    def toml(v: object) -> str:
+        return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return tuple(f"{k}={toml(v)}" for k, v in values.items())
+
+
 def tiny(**overrides) -> config_lib.Config:
     """A 16x16 model with batch 8: the reference code path at test speed."""
     settings = {"model.image_size": 16, "model.latent_dim": 8, "train.batch_size": 8,

@@ -133,3 +133,17 @@ def test_tensorflows_start_up_lines_are_dropped_and_its_errors_kept():
     assert [bool(on_a_gpu.fullmatch(line.encode())) for line in START_UP] == [
         True, True, False, False]
     assert not errors.start_up_noise(gpu=False).fullmatch(KEPT.encode())
+
+
+def test_a_logger_made_inside_a_command_still_writes_after_it():
+    """A logging handler made while the start-up filter stands in for sys.stderr (TensorFlow
+    makes its own so) writes to standard error itself once the command is over, as at the
+    interpreter's exit, not to the filter's closed stream."""
+    program = ("import atexit, logging, sys\nfrom keras_ganime import errors\n"
+               "log = logging.getLogger('late')\n"
+               "@errors.command\ndef main():\n    log.addHandler(logging.StreamHandler())\n"
+               "    return 0\n"
+               "atexit.register(lambda: log.warning('at exit'))\nsys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stderr) == (0, "at exit\n")

@@ -24,7 +24,7 @@ from keras_ganime.data import write_h5
 from keras_ganime.engines import checkpoints
 from keras_ganime.runs import RunDir
 from tests import backend_step
-from tests.helpers import losses, random_images
+from tests.helpers import AUGMENTED, as_set, losses, random_images
 from tests.test_torture import run_dir, train
 
 pytestmark = [pytest.mark.jax, pytest.mark.skipif(
@@ -242,8 +242,7 @@ def test_sigkilled_twice_then_resumed_ends_bit_for_bit_as_one_go(family, tmp_pat
     augmented, p adapted every 2 steps by 0.16: the draws, p and its signs resume too."""
     extra = ('model.family="stylegan"', 'model.channels="16,16,8"', "model.w_dim=8") \
         if family == "stylegan" else ("train.warmup_steps=2",)
-    extra += ('augment.policy="color,translation,cutout"', "augment.adaptive=true",
-              "augment.p=0.5", "augment.interval=2", "augment.speed_images=100")
+    extra += as_set(AUGMENTED)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     for runs in (whole, killed):
         runs.mkdir()

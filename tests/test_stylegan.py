@@ -552,18 +552,19 @@ def test_evaluate_animate_and_report_on_a_stylegan_run(stylegan_run, tmp_path, c
 
 @pytest.mark.long
 def test_sigkill_then_resume_ends_bit_for_bit_as_one_go(tmp_path, images):
-    """20 steps (R1 at steps 0 and 16, the EMA and w_avg every step), killed after step 10 and
-    resumed from its checkpoint at step 8, against the same run in one go."""
+    """20 steps (R1 at steps 0 and 16, the EMA and w_avg every step), augmented with an adaptive
+    p, killed after step 10 and resumed from its checkpoint at step 8, against the same run in
+    one go."""
     from keras_ganime.data import write_h5
     from keras_ganime.runs import RunDir
-    from tests.helpers import assert_same_end
+    from tests.helpers import AUGMENTED, as_set, assert_same_end
     from tests.test_torture import run_dir, train
 
     data = tmp_path / "d.h5"
     write_h5(data, images, np.zeros(len(images)), [], ["x"] * len(images))
 
     def args(runs) -> list[str]:
-        settings = [*TINY, "output.log_every=1", "output.checkpoint_every=4",
+        settings = [*TINY, *as_set(AUGMENTED), "output.log_every=1", "output.checkpoint_every=4",
                     "output.sample_every=5", 'output.milestones=""', f'output.runs_dir="{runs}"']
         return ["--data", str(data), "--steps", "20", *(x for s in settings for x in ("--set", s))]
 

@@ -22,7 +22,7 @@ import pytest
 
 from keras_ganime.data import write_h5
 from keras_ganime.runs import RunDir
-from tests.helpers import assert_same_end, random_images
+from tests.helpers import AUGMENTED, as_set, assert_same_end, random_images
 
 pytestmark = pytest.mark.torture
 
@@ -33,10 +33,7 @@ STEPS = 40
 SETTINGS = ["model.image_size=16", "model.latent_dim=8", "model.filters=8", "train.batch_size=8",
             "train.warmup_steps=2", "output.log_every=1", "output.checkpoint_every=4",
             "output.keep_checkpoints=3", "output.sample_every=5", 'output.milestones="20"',
-            # Augmented, p adapted every 2 steps by 0.16: its draws, p and the interval's signs
-            # must resume too.
-            'augment.policy="color,translation,cutout"', "augment.adaptive=true", "augment.p=0.5",
-            "augment.interval=2", "augment.speed_images=100"]
+            *as_set(AUGMENTED)]  # augmented: its draws, p and its signs resume too
 
 # (the kill, the step it lands at, the moment in words). The comment before each is the
 # checkpoint its process resumes from; the first makes the run.
