@@ -56,9 +56,15 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapped(*args, **kwargs) -> int:
         # Only where it is the process's command: a test that calls main keeps its stderr.
-        quiet = start_up_filter() if main.__module__ == "__main__" else contextlib.nullcontext()
-        with quiet:
-            return _one_line(main, *args, **kwargs)
+        command = main.__module__ == "__main__"
+        with start_up_filter() if command else contextlib.nullcontext():
+            code = _one_line(main, *args, **kwargs)
+        if command and code == 2:
+            # After the one line, nothing more: TensorFlow warns, as the interpreter tears
+            # down, about a checkpoint it could not restore (a resume refused for a misfit);
+            # a warning about a request already refused is noise.
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        return code
 
     return wrapped
 
@@ -72,10 +78,6 @@ def _one_line(main: Callable[..., int], *args, **kwargs) -> int:
         if e.errno not in NEXT_STEP:
             raise
         print(f"error: {file_error(e)}", file=sys.stderr)
-    # After the one line, nothing more: TensorFlow warns, as the interpreter tears down, about
-    # a checkpoint that it could not restore (a resume refused for a misfit); a warning about a
-    # request already refused is noise.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return 2
 
 

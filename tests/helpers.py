@@ -1,13 +1,10 @@
 """What several test modules share: the tiny reference configuration, random images,
-snapshots of a model's weights, the end state of a run, and a folder of tagged faces."""
+snapshots of a model's weights, and the end state of a run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from keras_ganime import config as config_lib
 from keras_ganime.runs import RunDir
@@ -74,16 +71,3 @@ def assert_same_end(a: RunDir, b: RunDir) -> None:
         np.testing.assert_array_equal(va[key], vb[key], err_msg=key)
     assert [list(r) for r in a.read_losses()] == [list(r) for r in b.read_losses()]
     np.testing.assert_array_equal(np.array(losses(a)), np.array(losses(b)))  # NaN == NaN here
-
-
-def tagged_faces(folder: Path, n: int = 30, size: int = 64) -> Path:
-    """n flat faces, face i of red level 8 i (mod 256, its green 8 (i // 32): each differs),
-    with hair tags, as ../shared/data's layout."""
-    (folder / "images").mkdir(parents=True)
-    rows = ["image,hair,eyes"]
-    for i in range(n):
-        Image.fromarray(np.full((size, size, 3), (i * 8 % 256, i // 32 * 8, 0), np.uint8)).save(
-            folder / "images" / f"{i}.png")
-        rows.append(f"{i}.png,{'red' if i % 2 else 'blue'},green")
-    (folder / "tags.csv").write_text("\n".join(rows) + "\n")
-    return folder

@@ -18,7 +18,7 @@ from PIL import Image, features
 from keras_ganime import data
 from keras_ganime.data import DataError, load_images, prepare, read_h5, tagged, to_rgb, write_h5
 from keras_ganime.data import __main__ as data_command
-from tests.helpers import tagged_faces
+from tests.faces import tagged_faces
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "anime-faces-64" / "images"
@@ -495,6 +495,13 @@ def test_split_holds_out_the_encoders_tenth(tmp_path):
     assert sorted(held.filenames) == sorted(f"{i}.png" for i in held_index)
     assert not set(train.filenames) & set(held.filenames)
     np.testing.assert_array_equal(held.images[:, 0, 0, 0], [i * 8 for i in held_index])
+    # Every tag kept with its face, the values the same in both files.
+    for faces in (train, held):
+        index = [int(f.removesuffix(".png")) for f in faces.filenames]
+        assert {k: n for k, (_, n) in faces.attributes.items()} == {
+            "hair": ("blue", "red"), "eyes": ("brown", "green")}
+        np.testing.assert_array_equal(faces.attributes["hair"][0], [i % 2 for i in index])
+        np.testing.assert_array_equal(faces.attributes["eyes"][0], [i % 3 > 0 for i in index])
 
 
 def test_split_subsets_are_drawn_from_the_train_split_each_inside_the_next(tmp_path, capsys):
@@ -537,7 +544,8 @@ def test_info_says_how_a_file_was_prepared_and_an_old_file_that_it_does_not(tmp_
                               "--seed", "5"]) == 0
     assert data_command.main(["info", str(tmp_path / "s.h5")]) == 0
     text = capsys.readouterr().out
-    assert "made by `data synth`" in text and "seed: 5\n" in text and "attributes: hair," in text
+    assert "made by `data synth`" in text and "seed: 5\n" in text
+    assert "attributes: hair (12 values), hair_length (2 values)," in text
 
     old = tmp_path / "old.h5"
     images = np.zeros((2, 8, 8, 3), np.uint8)
@@ -559,3 +567,97 @@ def test_info_says_how_a_file_was_prepared_and_an_old_file_that_it_does_not(tmp_
             call()
     assert data_command.main(["info", str(tmp_path)]) == 2
     assert "a folder, where an HDF5 file of faces is needed" in capsys.readouterr().err
+
+
+# --- labels --------------------------------------------------------------------------------
+
+
+def labelled_folder(root: Path) -> Path:
+    """root/src: a.png ... d.png at the top, e.png in the sub-folder sub/."""
+    for i, name in enumerate(["a.png", "b.png", "c.png", "d.png", "sub/e.png"]):
+        save(root / "src" / name, noise(i))
+    return root / "src"
+
+
+def test_labels_from_a_csv_one_column_per_attribute(tmp_path):
+    """image,hair,eyes: each image's values, in sorted vocabularies; d.png has no row: -1 and
+    named in the summary; a row for an image that could not be read is no error."""
+    src = labelled_folder(tmp_path)
+    (src / "bad.png").write_bytes(b"not a png")
+    csv = tmp_path / "tags.csv"
+    csv.write_text("image,hair,eyes\na.png,blue,red\nb.png,aqua,red\nc.png,blue,green\n"
+                   "sub/e.png,aqua,green\nbad.png,blue,red\n")
+    summary, faces = run(src, tmp_path / "out.h5", labels=str(csv))
+    assert faces.filenames == ["a.png", "b.png", "c.png", "d.png", "sub/e.png"]
+    assert {k: n for k, (_, n) in faces.attributes.items()} == {
+        "hair": ("aqua", "blue"), "eyes": ("green", "red")}
+    np.testing.assert_array_equal(faces.attributes["hair"][0], [1, 0, 1, -1, 0])
+    np.testing.assert_array_equal(faces.attributes["eyes"][0], [1, 1, 0, -1, 0])
+    assert summary.unlabelled == ["d.png"] and "without a label: 1 (d.png)" in str(summary)
+    assert "attributes: hair (2 values), eyes (2 values)" in data.info(tmp_path / "out.h5")
+
+
+def test_labels_in_mldss_one_column_form(tmp_path):
+    src = labelled_folder(tmp_path)
+    csv = tmp_path / "tags.csv"
+    csv.write_text("image,tags\na.png,blue hair red eyes\nb.png,aqua hair red eyes\n")
+    _, faces = run(src, tmp_path / "out.h5", labels=str(csv))
+    assert faces.attributes["hair"][1] == ("aqua", "blue")
+    np.testing.assert_array_equal(faces.attributes["hair"][0], [1, 0, -1, -1, -1])
+    np.testing.assert_array_equal(faces.attributes["eyes"][0], [0, 0, -1, -1, -1])
+
+
+def test_labels_from_the_folders_are_the_character(tmp_path):
+    src = labelled_folder(tmp_path)
+    save(src / "zed" / "f.png", noise(9))
+    summary, faces = run(src, tmp_path / "out.h5", labels="folders")
+    codes, names = faces.attributes["character"]
+    assert names == ("sub", "zed")
+    np.testing.assert_array_equal(codes, [-1, -1, -1, -1, 0, 1])
+    assert len(summary.unlabelled) == 4
+
+
+@pytest.mark.parametrize("text, line", [
+    ("image,hair\na.png,blue\nz.png,red\n", "row 3: 'z.png' is not an image of the folder"),
+    ("image,hair,eyes\na.png,blue,red\nb.png,,red\n", "row 3: no hair for 'b.png'"),
+    ("file,hair\na.png,blue\n", "row 1: the header file,hair does not name a column image"),
+    ("image,hair\na.png,blue,red\n", "row 2: 3 fields, the header has 2"),
+    ("image,tags\na.png,blue-haired\n", "row 2: tags 'blue-haired' are not of the form"),
+    ("image,hair\na.png,blue\na.png,red\n", "row 3: 'a.png' has a row already"),
+], ids=["missing-image", "empty-label", "no-image-column", "width", "tags", "twice"])
+def test_a_bad_labels_file_is_one_line_naming_it_and_the_row(tmp_path, capsys, text, line):
+    src = labelled_folder(tmp_path)
+    (tmp_path / "tags.csv").write_text(text)
+    code = data_command.main(["prepare", str(src), str(tmp_path / "out.h5"), "--labels",
+                              str(tmp_path / "tags.csv"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'tags.csv'}: {line}"), err
+    assert_one_line_error(err)
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_labels_that_cannot_be_had_are_one_line_before_reading_images(tmp_path, capsys):
+    src = labelled_folder(tmp_path)
+    for labels, line in ((str(tmp_path / "no.csv"), f"{tmp_path / 'no.csv'}: no such file"),
+                         ("folders", None)):
+        flat = tmp_path / "flat"
+        save(flat / "a.png", noise(0))
+        code = data_command.main(["prepare", str(src if line else flat), str(tmp_path / "o.h5"),
+                                  "--labels", labels, "--workers", "1"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith(f"error: {line}" if line else f"error: {flat}: --labels folders "
+                              f"needs one sub-folder per character")
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_synth_stores_its_attributes_and_they_read_back(tmp_path):
+    from keras_ganime.data import synthetic
+
+    data.synth(tmp_path / "s.h5", n=6, size=16, seed=3, workers=1, progress=False)
+    faces = read_h5(tmp_path / "s.h5")
+    _, drawn = synthetic.draw_faces(6, 16, 3, 0)
+    assert list(faces.attributes) == list(synthetic.ATTRIBUTES)
+    for j, (name, values) in enumerate(synthetic.ATTRIBUTES.items()):
+        assert faces.attributes[name][1] == values
+        np.testing.assert_array_equal(faces.attributes[name][0], drawn[:, j])

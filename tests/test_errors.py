@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import configparser
 import errno
-import hashlib
 import importlib
 import os
 import subprocess
@@ -71,11 +70,6 @@ def test_a_project_error_is_one_line_and_a_fault_keeps_its_traceback(capsys):
 
     with pytest.raises(OSError):
         interrupted()
-
-
-def sha256s(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_a_runs_folder_that_is_a_file_is_one_line_before_tensorflow(tmp_path, capsys):

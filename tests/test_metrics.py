@@ -281,15 +281,18 @@ def test_zero_marks_counts_grey_bands_and_squares() -> None:
     images = rng.integers(0, 256, (5, 16, 16, 3)).astype(np.uint8)
     assert zero_marks(images) == 0.0
     images[1, :, -2:] = 128  # a translation's padding: the right band
-    images[2, 5:7, 3:5] = 127  # a 2 x 2 grey square: cutout's at 16 px, square 16 // 8
+    images[2, 5:7, 3:5] = 127  # a 2 x 2 grey square, the window at 16 px (16 // 8)
     images[3, 0, :] = 128  # one row deep only: no mark with band 2
-    images[4, 3:6, 3:5] = 126  # 3 x 2, just outside tol in no pixel -> a mark too
+    images[4, 3:6, 3:5] = 126  # 3 x 2 at 1.5 from 127.5, within tol: a mark too
     assert zero_marks(images) == 0.6
     images[4, 4, 4] = 120  # 7.5 from 127.5, beyond tol: the 2 x 2 windows there break
     assert zero_marks(images) == 0.4
     assert zero_marks(images, band=1) == 0.6
-    with pytest.raises(ValueError, match="images must be"):
-        zero_marks(images[:, :1])
+    for bad in (images[:, :1], images.astype(np.float32)):
+        with pytest.raises(ValueError, match="images must be uint8"):
+            zero_marks(bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        zero_marks(images, band=0)
 
 
 # --- checkerboard score --------------------------------------------------------------------

@@ -8,7 +8,11 @@ HDF5 layout (one file per dataset):
     labels       (N,) int32, index into class_names; -1 where an image has no class
     class_names  (C,) str
     filenames    (N,) str, each image's source path relative to the source folder
-    attributes   (N, K) int32 and attribute_names (K,) str: only for the synthetic faces
+    attributes   (N, K) int32, attribute_names (K,) str and the file's attribute
+                 `attribute_values` (JSON: each attribute's values): per image the index of its
+                 value, -1 where it has none; the synthetic faces' (hair, eyes, ...), a split's
+                 tagged faces' (hair, eyes), `prepare --labels`'s (a CSV's columns, or the
+                 sub-folders as `character`); absent where a file has none
     attributes of the file: format_version (2; a file without it is of format 1, read alike)
     and `made`, JSON of how it was made (the command, its source and settings, the counts
     kept and skipped, the time and the package's version), which `data info FILE` prints
@@ -16,11 +20,13 @@ HDF5 layout (one file per dataset):
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
 import json
 import multiprocessing
 import multiprocessing.pool
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -55,12 +61,17 @@ class DataError(errors.Error, ValueError):
     """Bad input data; its message is one line naming the file or folder at fault."""
 
 
+# An attribute's labels: per image the index of its value (-1: none), and the values.
+Attribute = tuple[np.ndarray, tuple[str, ...]]
+
+
 @dataclass
 class ImageSet:
     images: np.ndarray  # (N, S, S, 3) uint8
     labels: np.ndarray  # (N,) int32
     class_names: list[str]
     filenames: list[str]
+    attributes: dict[str, Attribute] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +85,7 @@ class PrepareSummary:
     ignored_names: list[str] = field(default_factory=list)  # the first few of them
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what was done) kept
     links: list[str] = field(default_factory=list)  # links to folders, not followed
+    unlabelled: list[str] = field(default_factory=list)  # images --labels gave no label
 
     def __str__(self) -> str:
         text = (
@@ -87,6 +99,9 @@ class PrepareSummary:
         if self.links:
             text += (f"; did not follow {len(self.links)} links to folders (a link can lead "
                      f"outside the folder or round in a circle): {', '.join(self.links[:5])}")
+        if self.unlabelled:
+            names = ", ".join(self.unlabelled[:5]) + (", ..." if len(self.unlabelled) > 5 else "")
+            text += f"; without a label: {len(self.unlabelled)} ({names})"
         if self.notes:
             shown = "\n".join(f"  {name}: {what}" for name, what in self.notes[:20])
             more = f"\n  ... and {len(self.notes) - 20} more" if len(self.notes) > 20 else ""
@@ -104,7 +119,7 @@ def write_h5(
     labels: np.ndarray,
     class_names: list[str],
     filenames: list[str],
-    attributes: dict[str, tuple[np.ndarray, tuple[str, ...]]] | None = None,
+    attributes: dict[str, Attribute] | None = None,
     made: dict[str, Any] | None = None,
 ) -> None:
     """Write atomically: a killed write never leaves a half file under the final name. `made`:
@@ -168,12 +183,20 @@ def read_h5(path: str | Path) -> ImageSet:
             labels = f["labels"][...]
             class_names = [s.decode() for s in f["class_names"][...]]
             filenames = [s.decode() for s in f["filenames"][...]]
-    except (OSError, KeyError, AttributeError) as e:  # h5py's errors; str arrays of bytes
+            attributes = {}
+            if "attribute_names" in f:
+                values = json.loads(f.attrs["attribute_values"])
+                table = f["attributes"][...].astype(np.int32)
+                attributes = {name.decode(): (table[:, j], tuple(values[name.decode()]))
+                              for j, name in enumerate(f["attribute_names"][...])}
+    except DataError:
+        raise
+    except (OSError, KeyError, AttributeError, ValueError) as e:  # h5py's, JSON's errors
         raise DataError(f"{path}: not a keras_ganime HDF5 file ({e}); {MAKE_H5}") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or not len(images):
         raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array, got "
                         f"{images.dtype} {images.shape}; {MAKE_H5}")
-    return ImageSet(images, labels, class_names, filenames)
+    return ImageSet(images, labels, class_names, filenames, attributes)
 
 
 def check_version(path: Path, f: h5py.File) -> int:
@@ -196,8 +219,7 @@ def info(path: str | Path) -> str:
             shape = f["images"].shape
             classes = [s.decode() for s in f["class_names"][...]]
             labelled = int(np.count_nonzero(f["labels"][...] >= 0))
-            attributes = ([s.decode() for s in f["attribute_names"][...]]
-                          if "attribute_names" in f else [])
+            attributes = json.loads(f.attrs["attribute_values"]) if "attribute_names" in f else {}
             made = json.loads(f.attrs["made"]) if "made" in f.attrs else None
     except DataError:
         raise
@@ -209,7 +231,8 @@ def info(path: str | Path) -> str:
              (f"  classes: {len(classes)} ({shown}), {labelled:,} images labelled" if classes
               else "  classes: none")]
     if attributes:
-        lines.append(f"  attributes: {', '.join(attributes)}")
+        lines.append("  attributes: " + ", ".join(f"{name} ({len(values)} values)"
+                                                   for name, values in attributes.items()))
     if made is None:
         lines.append("  how it was made: not recorded (files made before format 2 do not say)")
     else:
@@ -386,27 +409,108 @@ def read_folder(src: str | Path, size: int = 64, workers: int | None = None,
                   links)
 
 
+# MLDS 2018's form of a face's tags, one column: "blue hair red eyes".
+TAGS = re.compile(r"(\S+) hair (\S+) eyes")
+LABELS_FORMS = ("a CSV with a column image (the file's path under the folder) and one column per "
+                "attribute (image,hair,eyes), or image,tags with tags such as 'blue hair red "
+                "eyes'")
+
+
+def read_labels(path: str | Path, files: list[str]) -> dict[str, Attribute]:
+    """Each attribute of the CSV file at `path` (LABELS_FORMS) for `files`, the images' paths
+    under the folder, in their order: -1 for an image without a row. Every value is a string;
+    the values of an attribute are sorted. A row naming no image of the folder, a label left
+    empty, a row of the wrong width or a header without `image` is a DataError naming the row."""
+    path = Path(path)
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a CSV text file ({e.reason} at byte {e.start}); give "
+                        f"--labels {LABELS_FORMS}") from None
+    header = [h.strip() for h in rows[0]] if rows else []
+    if "image" not in header or len(header) < 2 or len(set(header)) < len(header):
+        raise DataError(f"{path}: row 1: the header {','.join(header) or '(empty)'} does not "
+                        f"name a column image and other columns once each; give --labels "
+                        f"{LABELS_FORMS}")
+    names = [h for h in header if h != "image"]
+    mlds = names == ["tags"]
+    index = {f: i for i, f in enumerate(files)}
+    found: dict[str, list[str]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}: row {number}: {len(row)} fields, the header has "
+                            f"{len(header)}; give each row one value per column")
+        values = dict(zip(header, (v.strip() for v in row), strict=True))
+        name = values.pop("image")
+        if name not in index:
+            raise DataError(f"{path}: row {number}: {name!r} is not an image of the folder; "
+                            f"name each image by its path under the folder (such as "
+                            f"{files[0]!r}), or remove the row")
+        if name in found:
+            raise DataError(f"{path}: row {number}: {name!r} has a row already; give each "
+                            f"image one row")
+        if empty := [k for k, v in values.items() if not v]:
+            raise DataError(f"{path}: row {number}: no {empty[0]} for {name!r}; give every "
+                            f"label a value, or remove the row (the image is then counted as "
+                            f"unlabelled)")
+        if mlds:
+            tags = TAGS.fullmatch(values["tags"])
+            if not tags:
+                raise DataError(f"{path}: row {number}: tags {values['tags']!r} are not of the "
+                                f"form 'blue hair red eyes'; write them so")
+            values = {"hair": tags[1], "eyes": tags[2]}
+        found[name] = list(values.values())
+    columns = ["hair", "eyes"] if mlds else names
+    attributes = {}
+    for j, column in enumerate(columns):
+        vocabulary = tuple(sorted({v[j] for v in found.values()}))
+        codes = np.full(len(files), -1, np.int32)
+        for name, values in found.items():
+            codes[index[name]] = vocabulary.index(values[j])
+        attributes[column] = (codes, vocabulary)
+    return attributes
+
+
 def prepare(
     src: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
     force: bool = False, progress: bool = True, *, fit: str = "stretch",
-    resample: str = "lanczos",
+    resample: str = "lanczos", labels: str = "",
 ) -> PrepareSummary:
     """Read every image under src, as RGB size x size uint8 (fit_square's fit and resample),
-    into the HDF5 file out."""
+    into the HDF5 file out; with `labels`, their attributes: "folders" (the sub-folder as
+    `character`) or the path of a CSV file (read_labels)."""
     src, out = Path(src), Path(out)
     if out.exists() and not force:
         raise DataError(f"{out}: already exists; pass --force to replace it")
+    if labels and labels != "folders" and not Path(labels).is_file():
+        raise DataError(f"{labels}: no such file; give --labels folders, or {LABELS_FORMS}")
     start = time.perf_counter()
     folder = read_folder(src, size, workers, progress, fit=fit, resample=resample)
-    write_h5(out, folder.images, folder.labels, folder.class_names, folder.files,
+    attributes = {}
+    if labels == "folders":
+        if not folder.class_names:
+            raise DataError(f"{src}: --labels folders needs one sub-folder per character, and "
+                            f"its images are all at its top level")
+        attributes = {"character": (folder.labels, tuple(folder.class_names))}
+    elif labels:
+        # Every image found is named, those skipped too: a row for one is no error.
+        attributes = read_labels(labels, [*folder.files, *(name for name, _ in folder.bad)])
+        attributes = {k: (v[:len(folder.files)], n) for k, (v, n) in attributes.items()}
+    unlabelled = [f for i, f in enumerate(folder.files)
+                  if any(v[i] < 0 for v, _ in attributes.values())]
+    write_h5(out, folder.images, folder.labels, folder.class_names, folder.files, attributes,
              made={"by": "prepare", "source": str(src.resolve()), "size": size, "fit": fit,
-                   "resample": resample, "images kept": len(folder.images),
+                   "resample": resample, **({"labels": labels} if labels else {}),
+                   "images kept": len(folder.images),
+                   **({"without a label": len(unlabelled)} if labels else {}),
                    "kept in part": len(folder.notes), "skipped": len(folder.bad),
                    "ignored (not images by name)": len(folder.ignored),
                    "links to folders not followed": len(folder.links)})
     return PrepareSummary(len(folder.images), time.perf_counter() - start, out,
                           out.stat().st_size / 2**20, folder.bad, len(folder.ignored),
-                          folder.ignored[:5], folder.notes, folder.links)
+                          folder.ignored[:5], folder.notes, folder.links, unlabelled)
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:

@@ -49,6 +49,8 @@ def split_tagged(src: str | Path, out_dir: str | Path, subsets: Sequence[int] = 
         subset = {"subset_of": "train", "subset_seed": SUBSET_SEED} if drawn else {}
         write_h5(out_dir / f"{name}.h5", faces.images[index], faces.hair[index],
                  faces.hair_names, [faces.filenames[i] for i in index],
+                 {"hair": (faces.hair[index], tuple(faces.hair_names)),
+                  "eyes": (faces.eyes[index], tuple(faces.eye_names))},
                  made={"by": "split", "source": str(Path(src).resolve()), "part": name,
                        "of": len(faces.images), **subset})
     return [out_dir / f"{name}.h5" for name in parts]
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="decoding processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--labels", default="", metavar="CSV|folders",
+                   help="each image's attributes: a CSV file (image,hair,eyes: one column per "
+                        "attribute; or image,tags with tags such as 'blue hair red eyes'), or "
+                        "folders (the sub-folder, as the attribute character)")
     s = sub.add_parser("synth", help="draw the built-in synthetic faces into HDF5")
     s.add_argument("out", help="output HDF5 file")
     s.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
@@ -110,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "prepare":
         # No progress bar into a pipe or log: stderr then holds just the one-line error.
         print(prepare(args.src, args.out, args.size, args.workers, args.force,
-                      progress=sys.stderr.isatty(), fit=args.fit, resample=args.resample))
+                      progress=sys.stderr.isatty(), fit=args.fit, resample=args.resample,
+                      labels=args.labels))
     else:
         start = time.perf_counter()
         out = synth(args.out, args.n, args.size, args.seed, progress=sys.stderr.isatty())

@@ -379,13 +379,15 @@ def zero_marks(images: np.ndarray, tol: float = 4.0, band: int = 2,
     leaves such marks in its samples (a leak); faces rarely hold a flat mid-grey patch.
     """
     x = np.asarray(images)
-    if x.ndim != 4 or x.shape[1] < 2 * band:
-        raise ValueError(f"images must be (N, H, W, C) of at least {2 * band} pixels, got "
-                         f"shape {x.shape}")
+    if x.dtype != np.uint8 or x.ndim != 4 or min(x.shape[1:3]) < 2 * band:
+        raise ValueError(f"images must be uint8 (N, H, W, C) of at least {2 * band} pixels a "
+                         f"side, got {x.dtype} {x.shape}")
+    if band < 1 or (square is not None and square < 1):
+        raise ValueError(f"band and square must be at least 1, got {band}, {square}")
     grey = np.all(np.abs(x.astype(np.float64) - 127.5) <= tol, axis=-1)  # (N, H, W)
     marked = (grey[:, :band].all(axis=(1, 2)) | grey[:, -band:].all(axis=(1, 2))
               | grey[:, :, :band].all(axis=(1, 2)) | grey[:, :, -band:].all(axis=(1, 2)))
-    k = square or max(1, x.shape[1] // 8)
+    k = max(1, x.shape[1] // 8) if square is None else square
     # Grey pixels in every k x k window from a summed-area table: a window is all grey when
     # its count is k * k.
     table = np.pad(grey.astype(np.int32).cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
