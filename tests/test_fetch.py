@@ -122,6 +122,8 @@ def assert_prepared(tmp_path: Path) -> None:
     assert images.class_names == list(CHARACTERS)
     assert images.images.shape == (len(CHARACTERS) * PER_CHARACTER, SIZE, SIZE, 3)
     assert np.bincount(images.labels).tolist() == [PER_CHARACTER] * len(CHARACTERS)
+    codes, characters = images.attributes["character"]
+    assert characters == CHARACTERS and (codes == images.labels).all()
     assert (tmp_path / "animeface-character-dataset.zip").read_bytes() == ZIP
     assert not list(tmp_path.glob("*.part"))
     thumb = tmp_path / "animeface-character-dataset" / "thumb"

@@ -264,4 +264,5 @@ def fetch_animeface(
     archive = check_archive(path, min_classes, min_images)
     stem = path.name[:-4] if path.name.lower().endswith(".zip") else ""
     thumb = unzip_thumbs(archive, path.with_name(stem or f"{path.name}.unzipped"))
-    return prepare(thumb, out, size, workers, force, progress)
+    # Each face's character, its sub-folder, as the attribute that a conditional run can ask for.
+    return prepare(thumb, out, size, workers, force, progress, labels="folders")
