@@ -60,9 +60,10 @@ control 0.15 above it. Where each runs, and why (measured as above, 2026-12-07):
   a third of its updates.
 seed004 is seed002 at another batch size and length, the same run at batch 16
 (tests/test_dcgan_presets.py checks that). The reference and the presets but one are behind the
-`long` marker (make test-long, which CI runs); seed001 is in the default run. The reference's,
-BEGAN's and StyleGAN's are marked `jax` as well: make test-jax runs them on Keras's JAX backend
-(engines/jax.py), with the same margin.
+`long` marker (make test-long, which CI runs); seed001 is in the default run. The reference's
+and BEGAN's are marked `jax` as well: make test-jax runs them on Keras's JAX backend
+(engines/jax.py), with the same margin. StyleGAN's plain test is marked `jax` alone, and on
+TensorFlow StyleGAN learns in the augmented test (as does the reference, beside its plain one).
 """
 
 from typing import NamedTuple
@@ -268,7 +269,8 @@ def test_began_learns_fine_detail_and_its_frozen_g_does_not():
 STYLEGAN_TEST_SIZE = ('model.channels="64,64,32"', "model.latent_dim=64", "model.w_dim=64")
 
 
-@pytest.mark.long
+# On JAX alone: on TensorFlow StyleGAN's learning test is the augmented one below (the same
+# step with DiffAugment's operations in it), so that CI trains StyleGAN once per engine.
 @pytest.mark.jax
 def test_stylegan_learns_and_its_frozen_g_does_not():
     """stylegan-lite's step and optimizers at the test size; scored by its EMA generator."""
