@@ -106,7 +106,7 @@ def grids_and_curves(grids: dict[str, np.ndarray], curves: dict[str, list[tuple[
     """Image grids side by side, each under its title, above one panel of curves against
     mini-batch (runs compared: their last samples and a metric over their training)."""
     plt = _pyplot()
-    fig = plt.figure(figsize=(2.6 * len(grids), 6.2), dpi=100)
+    fig = plt.figure(figsize=(3.4 * len(grids), 7.4), dpi=100)  # each grid near its own pixels
     layout = fig.add_gridspec(2, len(grids), height_ratios=(1, 1.1))
     for i, (title, images) in enumerate(grids.items()):
         ax = fig.add_subplot(layout[0, i])
