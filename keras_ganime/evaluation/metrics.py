@@ -319,25 +319,16 @@ def real_fake_scores(p_real: np.ndarray, p_fake: np.ndarray) -> tuple[float, flo
     return scores[0], scores[1]
 
 
-def _nearest_other_distance(x: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each row of ``x`` to its nearest other row."""
-    sq_norms = np.einsum("ij,ij->i", x, x)
-    nearest = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], _CHUNK):
-        block = x[start:start + _CHUNK]
-        sq = sq_norms[start:start + _CHUNK, None] + sq_norms[None, :] - 2.0 * block @ x.T
-        sq[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = np.inf
-        nearest[start:start + _CHUNK] = np.sqrt(np.clip(sq.min(axis=1), 0.0, None))
-    return nearest
-
-
-def _nearest_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each row of ``x`` to its nearest row of ``y``."""
+def _nearest_distance(x: np.ndarray, y: np.ndarray, other: bool = False) -> np.ndarray:
+    """Euclidean distance from each row of ``x`` to its nearest row of ``y``; ``other``: ``y``
+    is ``x`` and a row's nearest is another row."""
     y_sq = np.einsum("ij,ij->i", y, y)
     nearest = np.empty(x.shape[0])
     for start in range(0, x.shape[0], _CHUNK):
         block = x[start:start + _CHUNK]
         sq = np.einsum("ij,ij->i", block, block)[:, None] + y_sq[None, :] - 2.0 * block @ y.T
+        if other:
+            sq[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = np.inf
         nearest[start:start + _CHUNK] = np.sqrt(np.clip(sq.min(axis=1), 0.0, None))
     return nearest
 
@@ -421,8 +412,8 @@ def duplicate_rate(features_fake: np.ndarray, features_real: np.ndarray,
     rng = np.random.default_rng(seed)
     fake = fake[rng.choice(fake.shape[0], n, replace=False)]
     real = real[rng.choice(real.shape[0], n, replace=False)]
-    threshold = np.percentile(_nearest_other_distance(real), percentile)
-    return float(np.mean(_nearest_other_distance(fake) < threshold))
+    threshold = np.percentile(_nearest_distance(real, real, other=True), percentile)
+    return float(np.mean(_nearest_distance(fake, fake, other=True) < threshold))
 
 
 def checkerboard_score(images: np.ndarray) -> float:
