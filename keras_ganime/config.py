@@ -138,8 +138,32 @@ class Config:
         if aug.adaptive and not aug.policies():
             raise ConfigError("augment.adaptive needs an augment.policy to adapt",
                               "augment.adaptive")
+        self._check_condition()
         family_spec(self.family).validate(self)
         return self
+
+    def _check_condition(self) -> None:
+        names = self.model.conditions()
+        if not names:
+            return
+        spec = family_spec(self.family)
+        if "condition" not in spec.capabilities:
+            raise ConfigError(f"model.condition: the {spec.name} family has no conditional form "
+                              f"({spec.condition_note or 'not offered'}); set it to \"\"",
+                              "model.condition")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"model.condition names an attribute twice: "
+                              f"{self.model.condition!r}", "model.condition")
+        try:
+            vocabulary = self.model.vocabulary()
+            ok = all(isinstance(v, tuple) and v and all(isinstance(x, str) for x in v)
+                     for v in vocabulary.values())
+        except (ValueError, AttributeError, TypeError):
+            ok = False
+        if not ok or (vocabulary and tuple(vocabulary) != names):
+            raise ConfigError(f"model.condition_values does not list the values of "
+                              f"{', '.join(names)}; leave it empty (the run fills it from its "
+                              f"data)", "model.condition_values")
 
     def eval_metrics(self) -> list[str]:
         return [m.strip() for m in self.eval.metrics.split(",") if m.strip()]

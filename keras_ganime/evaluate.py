@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,9 +29,21 @@ from keras_ganime import config as config_lib
 from keras_ganime import errors
 from keras_ganime.data import image_set, run_images
 from keras_ganime.engines import checkpoints as ckpts
-from keras_ganime.evaluation.scorer import SEED, EvalError, Evaluator, Scorer, check_names
+from keras_ganime.evaluation import conditional
+from keras_ganime.evaluation.scorer import (
+    LATENT_SEED,
+    SEED,
+    EvalError,
+    Evaluator,
+    Scorer,
+    check_names,
+)
 from keras_ganime.restore import SamplingError
 from keras_ganime.runs import atomic_write
+
+if TYPE_CHECKING:
+    from keras_ganime.config import Config
+    from keras_ganime.families.base import Family
 
 # --- evaluate RUN ---------------------------------------------------------------------------
 
@@ -78,6 +91,8 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
             raise EvalError(str(e)) from None
         start = time.perf_counter()
         values = evaluator(family)
+        if cfg.model.conditions():
+            values.update(conditional_scores(family, cfg))
         result = {"step": step, **values, "samples": cfg.eval.samples,
                   "seconds": round(time.perf_counter() - start, 2)}
         out = run / "eval" / f"{step:07d}"
@@ -85,6 +100,23 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
         atomic_write(out / "metrics.json", json.dumps(result, indent=2) + "\n")
         results.append(result)
     return results
+
+
+def conditional_scores(family: Family, cfg: Config) -> dict[str, Any]:
+    """A conditional run's cond_acc_A for each attribute the anime encoder reads (hair, eyes),
+    over eval.samples faces shared equally by A's values, beside the encoder's own accuracy on
+    held-out real faces (ceiling_A); the confusion matrices under "confusion"."""
+    sizes = [len(v) for v in cfg.model.vocabulary().values()]
+    found = conditional.accuracy(family, cfg.train.seed + LATENT_SEED,
+                                 max(1, cfg.eval.samples // max(sizes)))
+    ceiling = conditional.ceiling()
+    scores: dict[str, Any] = {}
+    for head, read in found.items():
+        scores[f"cond_acc_{head}"] = read["cond_acc"]
+        scores[f"ceiling_{head}"] = ceiling[head]
+    scores["confusion"] = {head: {k: read[k] for k in ("colours", "asked_by_read")}
+                           for head, read in found.items()}
+    return scores
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -132,7 +164,8 @@ def show(results: list[dict[str, float]], as_json: bool) -> str:
     if as_json:
         return "\n".join(json.dumps(r) for r in results)
     return "\n".join("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in r.items()) for r in results)
+                               for k, v in r.items() if not isinstance(v, dict))
+                      for r in results)
 
 
 @errors.command

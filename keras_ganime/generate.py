@@ -6,6 +6,8 @@
     python -m keras_ganime.generate runs/00012-seed003 --manipulate --out faces/
     python -m keras_ganime.generate runs/00014-stylegan-lite --truncation 0.7 --out faces/
     python -m keras_ganime.generate runs/00014-stylegan-lite --style-mix coarse --out faces/
+    python -m keras_ganime.generate runs/00020-hair-eyes --condition "hair=blue,eyes=red"
+    python -m keras_ganime.generate runs/00020-hair-eyes --grid-by hair --out faces/
 
 The source is a run directory (its generator.keras, else its latest checkpoint) or a .keras file.
 The latent vectors are drawn as in training, by the run's family, reproducibly from --seed.
@@ -35,6 +37,7 @@ from keras_ganime.engines import checkpoints
 from keras_ganime.engines.common import EXPORT_SETTINGS
 from keras_ganime.images import viz
 from keras_ganime.runs import atomic_write
+from keras_ganime.settings import parse_condition
 
 # TensorFlow and Keras are imported inside the functions that use them, after the arguments and
 # paths have passed their checks: TensorFlow's start-up takes seconds and writes log lines to
@@ -181,6 +184,8 @@ def open_source(source: Source) -> tuple[Family, keras.Model]:
     if model is None:
         sampling.restore(family, sampling.latest_checkpoint(source.path))
         model = family.sampler()
+    elif family.condition is not None:  # an export takes (z, labels): packed latents here
+        model = family.condition.sampler(model, cfg.model.latent_dim)
     expected = tuple(family.sampler().input_shape)
     if tuple(model.input_shape) != expected:
         raise GenerateError(f"{source.path}: not a generator of this run: its input shape is "
@@ -316,6 +321,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="--manipulate as the GAN Versus report's code does it: earlier rows' "
                         "components stay "
                         f"multiplied by {WALK_SCALE:g}")
+    mode.add_argument("--grid-by", metavar="ATTRIBUTE",
+                      help="a conditional run: one row per value of the attribute, the same "
+                           f"{ROWS} latents in every row")
+    p.add_argument("--condition", metavar="A=V,...",
+                   help='a conditional run: the attributes\' values asked for, such as '
+                        '"hair=blue,eyes=red" (the others drawn at random)')
     mode.add_argument("--truncation-strip", action="store_true",
                       help=f"StyleGAN: {ROWS} rows of faces, a column per psi in {strip} "
                            "(the GAN Versus report's Fig. 8)")
@@ -371,6 +382,39 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
             raise GenerateError(f"--style-mix: {e}") from None
 
 
+def check_condition(args: argparse.Namespace, cfg: Config) -> dict[str, int]:
+    """--condition's and --grid-by's attributes in a conditional run: {attribute column:
+    value index} of --condition; one line for an unknown attribute or value, listing those
+    there are, or for a run that is not conditional."""
+    if args.condition is None and args.grid_by is None:
+        return {}
+    option = "--condition" if args.condition is not None else "--grid-by"
+    vocabulary = cfg.model.vocabulary()
+    if not vocabulary:
+        raise GenerateError(f"{option}: this run's generator is not conditional "
+                            f"(model.condition is empty)")
+    if args.grid_by is not None and args.grid_by not in vocabulary:
+        raise GenerateError(f"--grid-by: {args.grid_by!r} is not an attribute of this run: "
+                            f"{', '.join(vocabulary)}")
+    try:
+        chosen = parse_condition(args.condition or "", vocabulary)
+    except ValueError as e:
+        raise GenerateError(f"--condition: {e}") from None
+    if args.grid_by in chosen:
+        raise GenerateError(f"--grid-by {args.grid_by} sets {args.grid_by} a row each: leave it "
+                            f"out of --condition")
+    names = list(vocabulary)
+    return {names.index(name): value for name, value in chosen.items()}
+
+
+def with_labels(z: np.ndarray, cfg: Config, labels: dict[int, int]) -> np.ndarray:
+    """Flattened packed latents (families/condition.py) with these label columns set."""
+    z = z.copy()
+    for column, value in labels.items():
+        z[:, cfg.model.latent_dim + column] = value
+    return z
+
+
 def truncation(args: argparse.Namespace) -> float:
     """--truncation's psi; 1 (none) without it."""
     return 1.0 if args.truncation is None else args.truncation
@@ -413,15 +457,27 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
     walks work on the latents flattened, then take the sampler's shape again."""
     from keras_ganime.images.convert import render
 
+    cfg = family.cfg
+    labels = check_condition(args, cfg)
+
     def draw(n: int) -> np.ndarray:
         return np.concatenate([block(family, args.seed, i)[:n - i * CHUNK]
                                for i in range(math.ceil(n / CHUNK))])
 
     def images(z: np.ndarray) -> np.ndarray:
-        return render(model, z.reshape(len(z), *model.input_shape[1:]))
+        return render(model, with_labels(z, cfg, labels).reshape(len(z), *model.input_shape[1:]))
 
+    if args.grid_by is not None:
+        names = list(cfg.model.vocabulary())
+        values = cfg.model.vocabulary()[args.grid_by]
+        z = np.concatenate([with_labels(draw(ROWS), cfg, {names.index(args.grid_by): v})
+                            for v in range(len(values))])
+        return [write_grid(images(z), out / f"grid-by-{args.grid_by}.png", ROWS),
+                f"  rows: {args.grid_by} {', '.join(values)}"]
     if args.interpolate:
         ends = draw(2 * ROWS)
+        if cfg.model.conditions():  # a row keeps its start's labels: a label has no between
+            ends[ROWS:, cfg.model.latent_dim:] = ends[:ROWS, cfg.model.latent_dim:]
         z = interpolation(ends[:ROWS], ends[ROWS:], args.steps)
         return [write_grid(images(z), out / "interpolate.png", args.steps)]
     if args.manipulate:
@@ -476,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     source = find_source(Path(args.source))
     if source.config is not None:  # a bare .keras file tells its latent size once loaded
         check_family_options(args, source.config)
+        check_condition(args, source.config)
         check_walk(args.walk, source.config.model.latent_dim)
         if args.components:
             parse_components(args.components, source.config.model.latent_dim)
@@ -489,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         family, model = open_source(source)
         if source.config is None:  # a bare .keras file: its family is known only now
             check_family_options(args, family.cfg)
+            check_condition(args, family.cfg)
         if family.spec.capabilities and (args.truncation is not None or args.noise):
             model = sampler(family, args)
         check_walk(args.walk, family.cfg.model.latent_dim)

@@ -8,6 +8,7 @@ builds on them. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,22 @@ class ModelConfig:
     family: str = DEFAULT_FAMILY
     image_size: int = 64
     latent_dim: int = 100  # the size of one latent vector (generate's --walk indexes it)
+    # The data's attributes G is asked for and D judges, comma-separated ("hair,eyes",
+    # "character"); "" for none (docs/conditional.md). A family offers it (capability
+    # "condition") or refuses it.
+    condition: str = ""
+    # Their values, as the run's data has them: JSON, attribute -> values. Written when the run
+    # is made, so that generate and evaluate rebuild its networks without the data.
+    condition_values: str = ""
+
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.condition.split(",") if name.strip())
+
+    def vocabulary(self) -> dict[str, tuple[str, ...]]:
+        """Each conditioned attribute's values, in the data's order (the labels' indices)."""
+        if not self.condition_values:
+            return {}
+        return {name: tuple(values) for name, values in json.loads(self.condition_values).items()}
 
 
 @dataclass
@@ -137,6 +154,22 @@ def augment_plots(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def augment_progress(cfg: Any) -> dict[str, str]:
     return {"p": AUGMENT_P} if cfg.augment.adaptive else {}
+
+
+def parse_condition(text: str, vocabulary: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """`"hair=blue,eyes=red"` -> {attribute: value index}; ValueError naming the unknown part
+    and listing what there is."""
+    chosen: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or name not in vocabulary:
+            raise ValueError(f"{part!r} is not ATTRIBUTE=VALUE with an attribute of "
+                             f"{', '.join(vocabulary)}")
+        if value not in vocabulary[name]:
+            raise ValueError(f"{name}={value} is not a value of {name}: "
+                             f"{', '.join(vocabulary[name])}")
+        chosen[name] = vocabulary[name].index(value)
+    return chosen
 
 
 COMMON: dict[str, Callable[[], Any]] = {

@@ -15,18 +15,17 @@ import jax
 import numpy as np
 
 from keras_ganime import config as config_lib
-from keras_ganime.data import load_images
 from keras_ganime.engines import checkpoints
 from keras_ganime.engines.jax import JaxEngine
-from tests.backend_step import CASES, config
+from tests.backend_step import CASES, config, faces
 
 
 def one(case: str) -> dict[str, float]:
     cfg = config(case)
     if hasattr(cfg.train, "warmup_steps"):  # one step: G's phase due at it
         config_lib.set_value(cfg, "train.warmup_steps", 0)
-    images = load_images("", 64, cfg.model.image_size)
-    single = JaxEngine(cfg, images)
+    images, labels = faces(cfg)
+    single = JaxEngine(cfg, images, labels)
     draws = single.family.draw(single.rng, cfg.train.batch_size)
     indices = np.arange(cfg.train.batch_size) * 3
     named = checkpoints.variables_of(single.family.checkpoint_objects())
@@ -35,7 +34,7 @@ def one(case: str) -> dict[str, float]:
     after_one = {k: np.asarray(v.value) for k, v in named.items()}
 
     config_lib.set_value(cfg, "train.distribute", "mirrored")
-    split = JaxEngine(cfg, images)
+    split = JaxEngine(cfg, images, labels)
     both = checkpoints.variables_of(split.family.checkpoint_objects())
     checkpoints.assign(both, start, "start")
     out_two = split.step_with(draws, indices)

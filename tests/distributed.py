@@ -34,6 +34,16 @@ AUGMENTED = ('augment.policy="color,translation,cutout"', "augment.adaptive=true
              "augment.p=0.5", "augment.interval=1", "augment.speed_images=640")
 
 
+# Conditioned on hair, image i's the (i mod 3)-th colour: each replica gets its slice of the
+# reals' labels and of the fakes' drawn ones.
+CONDITIONAL = ('model.condition="hair"',
+               """model.condition_values='{"hair": ["red", "blue", "green"]}'""")
+
+
+def labels_for(cfg, n: int) -> np.ndarray | None:
+    return (np.arange(n) % 3).astype(np.int32)[:, None] if cfg.model.conditions() else None
+
+
 def config(*overrides: str):
     from keras_ganime import config as config_lib
 
@@ -73,8 +83,9 @@ def one_step(*overrides: str) -> dict[str, float]:
     from keras_ganime.engines.tensorflow import Engine
 
     data = images()
-    single = Engine(config("train.distribute=none", *overrides), data)
-    mirrored = Engine(config("train.distribute=mirrored", *overrides), data)
+    labels = labels_for(config(*overrides), len(data))
+    single = Engine(config("train.distribute=none", *overrides), data, labels)
+    mirrored = Engine(config("train.distribute=mirrored", *overrides), data, labels)
     assert mirrored.replicas == 2, mirrored.replicas
     before = max(float(np.abs(a - b).max()) for a, b in zip(state(single), state(mirrored)))
     out_1, out_2 = single.train_step(), mirrored.train_step()
@@ -110,6 +121,7 @@ def mirrored(out: Path) -> None:
         "sgd": ("d_optim.name=sgd", "g_optim.name=sgd"),
         "adam_replica_bn": ("train.sync_batchnorm=false",),
         "sgd_augmented": ("d_optim.name=sgd", "g_optim.name=sgd", *AUGMENTED),
+        "sgd_conditional": ("d_optim.name=sgd", "g_optim.name=sgd", *CONDITIONAL),
     }.items():
         t0 = time.perf_counter()
         results[name] = {**one_step(*overrides), "seconds": round(time.perf_counter() - t0, 1)}

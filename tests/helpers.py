@@ -3,10 +3,13 @@ snapshots of a model's weights, and the end state of a run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
 from keras_ganime import config as config_lib
+from keras_ganime.data import write_h5
 from keras_ganime.runs import RunDir
 
 # loss.csv's columns that a rerun of the same steps cannot repeat: they time the machine.
@@ -17,6 +20,19 @@ TIMED = ("images_per_s", "wall_s")
 # resumed run must continue bit for bit, its draws, p and the interval's signs.
 AUGMENTED = {"augment.policy": "color,translation,cutout", "augment.adaptive": True,
              "augment.p": 0.5, "augment.interval": 2, "augment.speed_images": 100}
+
+
+# Conditioned on hair (red, blue, green: image i's the (i mod 3)-th, `labelled_h5`): the fakes'
+# labels drawn, the reals' gathered, both resumed with the rest.
+CONDITIONAL = {"model.condition": "hair"}
+
+
+def labelled_h5(path: Path, images: np.ndarray) -> Path:
+    """A prepared file of these images with hair labels (CONDITIONAL)."""
+    n = len(images)
+    write_h5(path, images, np.zeros(n), [], ["x"] * n,
+             {"hair": (np.arange(n) % 3, ("red", "blue", "green"))})
+    return path
 
 
 def as_set(values: dict[str, object]) -> tuple[str, ...]:

@@ -167,6 +167,17 @@ def generator_file(root: Path) -> None:
     common.with_settings(restore.build(cfg).export, cfg)(root / "in" / "generator.keras")
 
 
+def conditional_generator_file(root: Path) -> None:
+    """in/hair.keras, a tiny reference generator conditioned on hair (red, blue), exported."""
+    from keras_ganime import restore
+    from keras_ganime.engines import common
+
+    cfg = config_lib.load(None, ["model.image_size=16", "model.latent_dim=8", "model.filters=8",
+                                 'model.condition="hair"',
+                                 """model.condition_values='{"hair": ["red", "blue"]}'"""])
+    common.with_settings(restore.build(cfg).export, cfg)(root / "in" / "hair.keras")
+
+
 def closed_port(root: Path) -> dict[str, Any]:
     """A port on 127.0.0.1 that nothing listens on: to fetch, the network is absent."""
     with socket.socket() as s:
@@ -236,6 +247,12 @@ CASES = [
          _toml("range.toml", "[labels]\nflip_prob = 1.5\n"), "train --config in/range.toml",
          "error: in/range.toml: labels.flip_prob must be in [0, 1], got 1.5",
          "in/range.toml: labels.flip_prob", "must be in [0, 1]"),
+    Case("config-condition-began", "config", "a condition for a family without a conditional "
+         "form (BEGAN)", lambda root: None,
+         'train --set model.family="began" --set model.condition="hair"',
+         "error: model.condition: the began family has no conditional form (BEGAN's D is an "
+         "auto-encoder with no logit to project a label on, and no standard conditional BEGAN "
+         'exists); set it to ""', "model.condition", 'set it to ""'),
 
     Case("data-truncated-h5", "data", "an HDF5 file cut short (half copied)",
          lambda root: write(root / "in" / "cut.h5", h5_file(root / "in" / "whole.h5")
@@ -319,6 +336,12 @@ CASES = [
          "data prepare in/notes out/notes.h5",
          "wrote 1 images to out/notes.h5 (…); ignored 1 files that are not images by name: "
          "notes.txt", "notes.txt", "", exit=0, writes="out/notes.h5"),
+    Case("data-condition-unlabelled", "data", "a condition on data without that attribute",
+         lambda root: h5_file(root / "in" / "faces.h5"),
+         'train --data in/faces.h5 --set train.batch_size=8 --set model.condition="hair"',
+         "error: in/faces.h5: has no 'hair' labels for model.condition (its attributes: none); "
+         "prepare it with labels (python -m keras_ganime.data prepare DIR OUT --labels "
+         "tags.csv|folders)", "in/faces.h5: has no 'hair' labels", "prepare it with labels"),
 
     Case("run-another-programs-folder", "run", "another program's folder as a run",
          lambda root: (write(root / "in" / "photos" / "holiday.jpg", b"\xff\xd8\xff"),
@@ -376,6 +399,11 @@ CASES = [
          "generate in/broken.keras --out out/faces",
          "error: in/broken.keras: not a Keras model file (File is not a zip file); copy it "
          "again, or sample from its run directory", "in/broken.keras", "copy it again"),
+    Case("model-condition-unknown-value", "model",
+         "a condition with a value the generator does not know", conditional_generator_file,
+         "generate in/hair.keras --condition hair=teal --out out/faces",
+         "error: --condition: hair=teal is not a value of hair: red, blue", "--condition",
+         "red, blue"),
 
     Case("network-absent", "network", "no network where the dataset is downloaded",
          closed_port,

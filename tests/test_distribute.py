@@ -65,12 +65,15 @@ def mirrored(tmp_path_factory) -> dict:
 def test_two_replicas_equal_one_device_with_synchronised_batchnorm(mirrored):
     """One step, global batch 64 on 2 replicas of 32, from the same weights and random draws."""
     print(json.dumps(mirrored, indent=1))
-    for case in ("adam", "sgd", "adam_replica_bn"):
+    for case in ("adam", "sgd", "adam_replica_bn", "sgd_conditional"):
         r = mirrored[case]
         assert r["initial_max_abs_diff"] == 0.0, case
         assert r["steps"] == [1, 1] and r["first_bad_step"] == -1, case
-    # SGD moves each weight by lr times its gradient: the global-batch gradient to float precision.
-    assert mirrored["sgd"]["max_abs_state_diff"] < 1e-5, mirrored["sgd"]
+    # SGD moves each weight by lr times its gradient: the global-batch gradient to float
+    # precision; conditioned on hair too, each replica's slice of the labels with its images.
+    for case in ("sgd", "sgd_conditional"):
+        assert mirrored[case]["max_abs_state_diff"] < 1e-5, mirrored[case]
+        assert mirrored[case]["max_rel_loss_diff"] < 1e-5, mirrored[case]
     adam = mirrored["adam"]
     assert adam["max_rel_loss_diff"] < 1e-6, adam
     # Adam's first step is about lr * sign(gradient). The biases of convolutions feeding a

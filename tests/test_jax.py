@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_ganime.data import write_h5
 from keras_ganime.engines import checkpoints
 from keras_ganime.runs import RunDir
 from tests import backend_step
-from tests.helpers import AUGMENTED, as_set, losses, random_images
+from tests.helpers import AUGMENTED, CONDITIONAL, as_set, labelled_h5, losses, random_images
 from tests.test_torture import run_dir, train
 
 pytestmark = [pytest.mark.jax, pytest.mark.skipif(
@@ -125,8 +124,7 @@ def jax_run_args(data: Path, runs: Path, steps: int, *settings: str) -> list[str
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "d.h5"
-    write_h5(path, random_images(), np.zeros(40), [], ["x"] * 40)
-    return path
+    return labelled_h5(path, random_images())  # the labels for a conditional run
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +237,10 @@ def archive_values(run: Path) -> dict[str, np.ndarray]:
 def test_sigkilled_twice_then_resumed_ends_bit_for_bit_as_one_go(family, tmp_path, data):
     """20 steps, killed inside the write of ckpt-8 (the archive complete, not yet renamed) and
     again after step 14, each time resumed; StyleGAN with its R1 at steps 0 and 16. Both
-    augmented, p adapted every 2 steps by 0.16: the draws, p and its signs resume too."""
+    augmented, p adapted every 2 steps by 0.16: the draws, p and its signs resume too; the
+    DCGAN conditioned on hair: its labels' draws too."""
     extra = ('model.family="stylegan"', 'model.channels="16,16,8"', "model.w_dim=8") \
-        if family == "stylegan" else ("train.warmup_steps=2",)
+        if family == "stylegan" else ("train.warmup_steps=2", *as_set(CONDITIONAL))
     extra += as_set(AUGMENTED)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     for runs in (whole, killed):

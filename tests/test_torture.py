@@ -17,12 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from keras_ganime.data import write_h5
 from keras_ganime.runs import RunDir
-from tests.helpers import AUGMENTED, as_set, assert_same_end, random_images
+from tests.helpers import (
+    AUGMENTED,
+    CONDITIONAL,
+    as_set,
+    assert_same_end,
+    labelled_h5,
+    random_images,
+)
 
 pytestmark = pytest.mark.torture
 
@@ -33,7 +38,8 @@ STEPS = 40
 SETTINGS = ["model.image_size=16", "model.latent_dim=8", "model.filters=8", "train.batch_size=8",
             "train.warmup_steps=2", "output.log_every=1", "output.checkpoint_every=4",
             "output.keep_checkpoints=3", "output.sample_every=5", 'output.milestones="20"',
-            *as_set(AUGMENTED)]  # augmented: its draws, p and its signs resume too
+            *as_set(AUGMENTED),  # augmented: its draws, p and its signs resume too
+            *as_set(CONDITIONAL)]  # and conditional: its labels' draws too
 
 # (the kill, the step it lands at, the moment in words). The comment before each is the
 # checkpoint its process resumes from; the first makes the run.
@@ -102,7 +108,7 @@ def debris(run: Path) -> list[Path]:
 def test_twenty_kills_and_resumes_end_bit_for_bit_as_one_go(tmp_path):
     assert len(PLAN) == 20
     data = tmp_path / "d.h5"
-    write_h5(data, random_images(), np.zeros(40), [], ["x"] * 40)
+    labelled_h5(data, random_images())
     start = time.monotonic()
     whole = tmp_path / "whole"
     done = train(whole, new_run_args(data, whole), None)

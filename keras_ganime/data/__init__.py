@@ -29,7 +29,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,12 +183,7 @@ def read_h5(path: str | Path) -> ImageSet:
             labels = f["labels"][...]
             class_names = [s.decode() for s in f["class_names"][...]]
             filenames = [s.decode() for s in f["filenames"][...]]
-            attributes = {}
-            if "attribute_names" in f:
-                values = json.loads(f.attrs["attribute_values"])
-                table = f["attributes"][...].astype(np.int32)
-                attributes = {name.decode(): (table[:, j], tuple(values[name.decode()]))
-                              for j, name in enumerate(f["attribute_names"][...])}
+            attributes = _attributes(f)
     except DataError:
         raise
     except (OSError, KeyError, AttributeError, ValueError) as e:  # h5py's, JSON's errors
@@ -197,6 +192,41 @@ def read_h5(path: str | Path) -> ImageSet:
         raise DataError(f"{path}: 'images' must be a non-empty (N, S, S, 3) uint8 array, got "
                         f"{images.dtype} {images.shape}; {MAKE_H5}")
     return ImageSet(images, labels, class_names, filenames, attributes)
+
+
+def _attributes(f: h5py.File) -> dict[str, Attribute]:
+    if "attribute_names" not in f:
+        return {}
+    values = json.loads(f.attrs["attribute_values"])
+    table = f["attributes"][...].astype(np.int32)
+    return {name.decode(): (table[:, j], tuple(values[name.decode()]))
+            for j, name in enumerate(f["attribute_names"][...])}
+
+
+def read_labels_of(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray,
+                                                                      dict[str, tuple[str, ...]]]:
+    """The labels of the attributes `names` in a prepared file, without its images: an
+    (N, len(names)) int32 table of value indices and each attribute's values. One line for an
+    attribute the file lacks or an image without a label."""
+    path = check_file(path)
+    try:
+        with h5py.File(path, "r") as f:
+            check_version(path, f)
+            attributes = _attributes(f)
+    except (OSError, KeyError, AttributeError, ValueError) as e:
+        raise DataError(f"{path}: not a keras_ganime HDF5 file ({e}); {MAKE_H5}") from None
+    if missing := [n for n in names if n not in attributes]:
+        has = ", ".join(attributes) or "none"
+        raise DataError(f"{path}: has no {missing[0]!r} labels for model.condition (its "
+                        f"attributes: {has}); prepare it with labels (python -m "
+                        f"keras_ganime.data prepare DIR OUT --labels tags.csv|folders)")
+    table = np.stack([attributes[n][0] for n in names], 1).astype(np.int32)
+    for j, name in enumerate(names):
+        if (unlabelled := int((table[:, j] < 0).sum())):
+            raise DataError(f"{path}: {unlabelled} of its {len(table)} images have no {name!r} "
+                            f"label, and a conditional run needs every one; prepare it from "
+                            f"the labelled images alone")
+    return table, {n: attributes[n][1] for n in names}
 
 
 def check_version(path: Path, f: h5py.File) -> int:
@@ -619,6 +649,15 @@ def run_images(settings: DataConfig, image_size: int) -> np.ndarray:
     faces, at `image_size`."""
     return load_images(dataset_path(settings.path, settings.resolved_path), settings.synth_n,
                        image_size, settings.cache_dir)
+
+
+def run_labels(settings: DataConfig, image_size: int, names: Sequence[str]
+               ) -> tuple[np.ndarray, dict[str, tuple[str, ...]]]:
+    """A conditional run's labels (read_labels_of) from its data: its file or the built-in
+    faces at `image_size`."""
+    path = dataset_path(settings.path, settings.resolved_path)
+    return read_labels_of(path or default_dataset(settings.synth_n, image_size,
+                                                  settings.cache_dir), names)
 
 
 def check_enough(images: np.ndarray, batch_size: int) -> None:

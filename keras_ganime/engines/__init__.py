@@ -21,15 +21,16 @@ if TYPE_CHECKING:
     from keras_ganime.families.base import Family
 
 
-def create(cfg: Config, images: np.ndarray) -> Engine:
-    """The engine of Keras's backend for `cfg`, on these uint8 images."""
+def create(cfg: Config, images: np.ndarray, labels: np.ndarray | None = None) -> Engine:
+    """The engine of Keras's backend for `cfg`, on these uint8 images, and for a conditional
+    run their labels ((N, attributes) int32, data.run_labels)."""
     if backend() == "jax":
         from keras_ganime.engines.jax import JaxEngine
 
-        return JaxEngine(cfg, images)
+        return JaxEngine(cfg, images, labels)
     from keras_ganime.engines.tensorflow import Engine
 
-    return Engine(cfg, images)
+    return Engine(cfg, images, labels)
 
 
 def generator(seed: int) -> Any:

@@ -112,12 +112,16 @@ def due_conditions(phase: Phase, step: Any, seen: Mapping[str, Any]) -> list[Any
     return conditions
 
 
-def build_family(cfg: Config, build: Build | None = None) -> Family:
-    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling. A
-    family whose constructor filled no `networks` is refused (it would checkpoint no weights),
-    and one whose spec logs or shows a value that neither a phase nor `after_step` gives (a
-    KeyError at the first logged step otherwise)."""
+def build_family(cfg: Config, build: Build | None = None, labels: np.ndarray | None = None
+                 ) -> Family:
+    """The family `cfg` names; by default with Keras's own layers in float32, as for sampling;
+    with the data's `labels` (a conditional run's table, families/condition.py) for its fakes'
+    labels. A family whose constructor filled no `networks` is refused (it would checkpoint no
+    weights), and one whose spec logs or shows a value that neither a phase nor `after_step`
+    gives (a KeyError at the first logged step otherwise)."""
     family = families.load(cfg.family)(cfg, build or Build())
+    if labels is not None:
+        family.condition.table = labels
     if not family.networks:
         raise TypeError(f"the {cfg.family} family's constructor filled no networks (name -> "
                         f"keras.Model), so its checkpoints would hold no weights")
@@ -130,6 +134,18 @@ def build_family(cfg: Config, build: Build | None = None) -> Family:
                         f"which neither a phase outputs nor after_outputs names (they give "
                         f"{', '.join(sorted(given))})")
     return family
+
+
+GRID_COLUMNS = 8  # of the training's sample grids
+
+
+def grid_latents(family: Family, rng: Any, n: int) -> Any:
+    """The latents of every sample grid of a run: n of them, or for a conditional run a row of
+    GRID_COLUMNS per value of its first attribute."""
+    z = family.latents(rng, n)
+    if family.condition is None:
+        return z
+    return family.condition.by_rows(z, family.cfg.model.latent_dim, GRID_COLUMNS)
 
 
 def after_step(family: Family, values: Mapping[str, Any], draws: Any) -> dict[str, Any]:

@@ -51,10 +51,12 @@ from keras_ganime.engines.common import (
     Sampling,
     build_family,
     gate_open,
+    grid_latents,
     step_conditions,
 )
 from keras_ganime.families import failure
 from keras_ganime.families.base import Build, Draws, Phase
+from keras_ganime.families.condition import LABELS
 from keras_ganime.images.convert import to_float
 from keras_ganime.runs import export_replacing
 from keras_ganime.settings import ConfigError
@@ -208,7 +210,8 @@ class StepContext:
 class JaxEngine(Sampling):
     """A family, its variables' values and the engine's state: all a checkpoint holds."""
 
-    def __init__(self, cfg: Config, images: np.ndarray) -> None:
+    def __init__(self, cfg: Config, images: np.ndarray, labels: np.ndarray | None = None
+                 ) -> None:
         common.check(cfg, "jax")
         check_enough(images, cfg.train.batch_size)
         self.cfg = cfg
@@ -224,7 +227,7 @@ class JaxEngine(Sampling):
         scope = self.distribution.scope() if self.distribution else contextlib.nullcontext()
         with scope:
             # Keras's own BatchNormalization: `train.fused_batchnorm` is TensorFlow's kernel.
-            self.family = build_family(cfg, Build(POLICIES[cfg.train.mixed_precision]))
+            self.family = build_family(cfg, Build(POLICIES[cfg.train.mixed_precision]), labels)
         self.phases = self.family.phases
         self.rules = self.family.rules()
         named = checkpoints.variables_of(self.family.checkpoint_objects())
@@ -232,6 +235,7 @@ class JaxEngine(Sampling):
         self.names = tuple(n for p in self.phases for n in p.outputs)
         self.gated = any(p.gate for p in self.phases)
         self.images = images
+        self.labels = labels
         self.device_images = self._everywhere(jnp.asarray(images, jnp.uint8))
         state = {"key": jax.random.PRNGKey(cfg.train.seed), "step": jnp.int32(0),
                  "first_bad_step": jnp.int32(-1),
@@ -296,6 +300,9 @@ class JaxEngine(Sampling):
             indices = self._indices(state["step"], rng)
         else:
             draws, indices = Draws(given[0], given[1]), given[2]
+        if self.labels is not None:  # the reals' labels, split over the devices with them
+            draws = Draws({**draws.per_sample, LABELS: jnp.take(self.labels, indices, axis=0)},
+                          draws.per_batch)
         draws = Draws({k: self._split(v) for k, v in draws.per_sample.items()}, draws.per_batch)
         state["key"] = rng.key
         reals = self._split(to_float(jnp.take(images, indices, axis=0)))
@@ -442,7 +449,7 @@ class JaxEngine(Sampling):
 
     def fixed_latents(self, n: int) -> jax.Array:
         """The same latent batch for every sample grid of a run (its own seed stream)."""
-        return self.family.latents(generator(self.cfg.train.seed + GRID_SEED), n)
+        return grid_latents(self.family, generator(self.cfg.train.seed + GRID_SEED), n)
 
     def checkpoint_bytes(self) -> int:
         return sum(x.size * x.dtype.itemsize for x in self.values())

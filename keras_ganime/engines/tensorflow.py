@@ -40,9 +40,11 @@ from keras_ganime.engines.common import (
     build_family,
     due_conditions,
     gate_open,
+    grid_latents,
 )
 from keras_ganime.families import failure
 from keras_ganime.families.base import Build, Draws, Phase
+from keras_ganime.families.condition import LABELS
 from keras_ganime.images.convert import to_float
 from keras_ganime.runs import export_replacing
 from keras_ganime.settings import ConfigError, TrainConfig
@@ -141,7 +143,8 @@ class StepContext:
 class Engine(Sampling):
     """A family, its random generator, its step counter and its watch: all a checkpoint holds."""
 
-    def __init__(self, cfg: Config, images: np.ndarray) -> None:
+    def __init__(self, cfg: Config, images: np.ndarray, labels: np.ndarray | None = None
+                 ) -> None:
         common.check(cfg, "tensorflow")
         self.cfg = cfg
         # None (the single-device path) or a tf.distribute strategy: the networks, optimizers
@@ -158,7 +161,7 @@ class Engine(Sampling):
                       cfg.train.fused_batchnorm, cfg.train.mixed_precision == "float16",
                       self.replicas)
         with scope():
-            self.family = build_family(cfg, build)
+            self.family = build_family(cfg, build, labels)
         self.phases = self.family.phases
         self.rules = self.family.rules()
         # Not mirrored: a strategy's step draws the global batch's inputs from it once, outside
@@ -185,6 +188,7 @@ class Engine(Sampling):
             self.last = tf.Variable(tf.fill([len(self.names)], np.nan), trainable=False,
                                     aggregation=once) if any(p.gate for p in self.phases) else None
         self.images = images
+        self.labels = None if labels is None else tf.constant(labels, tf.int32)
         self.sampler = Sampler(images, cfg.train.batch_size, cfg.data.sampling, cfg.train.seed)
         self.context = StepContext(self.replicas)
         self.frozen = StepContext(self.replicas, frozen=True)
@@ -213,6 +217,9 @@ class Engine(Sampling):
         return step(draws.per_sample, draws.per_batch, tf.constant(indices, tf.int64))
 
     def _apply(self, draws: Draws, indices: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self.labels is not None:  # the reals' labels, with them on every replica's slice
+            draws = Draws({**draws.per_sample, LABELS: tf.gather(self.labels, indices)},
+                          draws.per_batch)
         values: dict[str, tf.Tensor] = {}
         finite = tf.constant(True)
         gated = self.last is not None
@@ -343,7 +350,8 @@ class Engine(Sampling):
 
     def fixed_latents(self, n: int) -> tf.Tensor:
         """The same latent batch for every sample grid of a run (its own seed stream)."""
-        return self.family.latents(tf.random.Generator.from_seed(self.cfg.train.seed + GRID_SEED),
+        return grid_latents(self.family,
+                            tf.random.Generator.from_seed(self.cfg.train.seed + GRID_SEED),
                                    n)
 
     def checkpoint_bytes(self) -> int:

@@ -15,6 +15,7 @@ kid_inception, dup_inception; swd and checkerboard work on the pixels (see `comp
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -97,6 +98,26 @@ def anime_extractor(weights: str | Path | None = None) -> Extractor:
     called, so that a test can point encoder.WEIGHTS elsewhere)."""
     import keras
 
+    model = _anime_encoder(weights)
+    features = keras.Model(model.input, model.get_layer("features").output)
+    return Extractor("anime", features, encoder.SIZE, encoder.FEATURE_DIM)
+
+
+def anime_colours(weights: str | Path | None = None
+                  ) -> tuple[Extractor, dict[str, tuple[str, ...]]]:
+    """The encoder's colour heads as an extractor of their logits side by side (hair's, then
+    eyes'), and each head's colours in its logits' order (the encoder's card)."""
+    import keras
+
+    model = _anime_encoder(weights)
+    facts = json.loads(encoder.FACTS.read_text())
+    names = {"hair": tuple(facts["hair_names"]), "eyes": tuple(facts["eye_names"])}
+    logits = keras.layers.Concatenate()([model.get_layer(n).output for n in names])
+    return (Extractor("anime colours", keras.Model(model.input, logits), encoder.SIZE,
+                      sum(map(len, names.values()))), names)
+
+
+def _anime_encoder(weights: str | Path | None = None) -> Any:
     weights = Path(weights or encoder.WEIGHTS)
     if not weights.is_file():
         raise FeatureError(f"{weights}: no such file; the anime encoder's weights ship with the "
@@ -113,8 +134,7 @@ def anime_extractor(weights: str | Path | None = None) -> Extractor:
     except (OSError, ValueError, KeyError) as e:
         raise FeatureError(f"{weights}: not weights of the anime encoder "
                            f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    features = keras.Model(model.input, model.get_layer("features").output)
-    return Extractor("anime", features, encoder.SIZE, encoder.FEATURE_DIM)
+    return model
 
 
 def inception_extractor(weights: str | Path) -> Extractor:

@@ -40,8 +40,10 @@ class FamilySpec:
     progress: Callable[[Any], Mapping[str, str]]  # cfg -> {label in the progress bar: name}
     note: str = ""  # what the report says beside the source's words of every run of the family
     # Sampling options its generator honours (generate checks them): truncation, style_mixing,
-    # noise (the per-layer noise fixed or drawn anew)
+    # noise (the per-layer noise fixed or drawn anew); and condition, model.condition
     capabilities: frozenset[str] = frozenset()
+    # Without the capability "condition": why model.condition is refused (its one line says).
+    condition_note: str = ""
     # With "truncation": the psi of generate's --truncation-strip columns, and how many w's a
     # --truncation-cutoff may name (cfg -> count). With "style_mixing": the [first, last) w's
     # of a named layer range or `A-B` (cfg, name -> range; ValueError for a bad one).
@@ -127,6 +129,9 @@ class Family:
     `optimizers`, whose names are its checkpoint's keys."""
 
     spec: FamilySpec
+    # A conditional run's labels (families/condition.py's Condition) where the family offers
+    # them (FamilySpec.capabilities has "condition") and model.condition names some.
+    condition: Any = None
 
     def __init__(self, cfg: Any, build: Build) -> None:
         self.cfg = cfg

@@ -95,6 +95,8 @@ SPEC = FamilySpec(
     logged=_logged,
     plots=_plots,
     progress=_progress,
+    condition_note=("BEGAN's D is an auto-encoder with no logit to project a label on, and no "
+                    "standard conditional BEGAN exists"),
     note=("At BEGAN's equilibrium g_loss is about gamma x L_real, and d_loss = L_real - k_t x "
           "g_loss is at least (1 - gamma) x L_real: at gamma 0.5, G's loss below D's is the "
           "steady state BEGAN aims at, not by itself a sign of collapse. Judge collapse by the "

@@ -173,5 +173,6 @@ SPEC = FamilySpec(
     plots=_plots,
     progress=_progress,
     scores=_scores,
+    capabilities=frozenset({"condition"}),
     bench_settings={"train.warmup_steps": 0},
 )

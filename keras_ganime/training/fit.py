@@ -9,9 +9,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from keras_ganime import config as config_lib
 from keras_ganime import engines
 from keras_ganime.config import Config
-from keras_ganime.data import check_enough, run_images
+from keras_ganime.data import DataError, check_enough, dataset_path, run_images, run_labels
 from keras_ganime.engines import common
 from keras_ganime.engines.checkpoints import check_backend
 from keras_ganime.runs import check_free
@@ -37,6 +40,22 @@ def evaluations_due(cfg: Config, after: int) -> bool:
         after < m <= cfg.train.steps for m in cfg.milestones())
 
 
+def conditional_labels(cfg: Config) -> np.ndarray | None:
+    """A conditional run's labels of its data, their values recorded in its settings
+    (model.condition_values) for its networks; a resume's data must have the values it had."""
+    names = cfg.model.conditions()
+    if not names:
+        return None
+    table, vocabulary = run_labels(cfg.data, cfg.model.image_size, names)
+    recorded = cfg.model.vocabulary()
+    if recorded and recorded != vocabulary:
+        raise DataError(f"{dataset_path(cfg.data.path, cfg.data.resolved_path) or 'the data'}: "
+                        f"its labels' values are not the ones the run was made with "
+                        f"(model.condition_values); train on the data it was made with")
+    config_lib.set_value(cfg, "model.condition_values", json.dumps(vocabulary))
+    return table
+
+
 def fit(cfg: Config, resume: str | None = None, backend: str | None = None) -> None:
     """Loads the data (no backend yet: a bad file, a run in use, another backend's checkpoints
     or too few images is reported before it starts), builds the engine and trains."""
@@ -47,6 +66,7 @@ def fit(cfg: Config, resume: str | None = None, backend: str | None = None) -> N
             check_free(resume)
     images = run_images(cfg.data, cfg.model.image_size)
     check_enough(images, cfg.train.batch_size)
+    labels = conditional_labels(cfg)
     # Keras and the backend load from here on, once the data and the run are known to be good.
     from keras_ganime.evaluation.scorer import Evaluator
     from keras_ganime.training.loop import Loop, open_run
@@ -57,7 +77,7 @@ def fit(cfg: Config, resume: str | None = None, backend: str | None = None) -> N
 
         # A multi-worker strategy must be made before any other TensorFlow operation.
         chief = distribute.is_chief(distribute.strategy(cfg.train.distribute))
-    engine = engines.create(cfg, images)  # bad data fails here, before any run directory
+    engine = engines.create(cfg, images, labels)  # bad data fails here, before any run folder
     evaluator = None
     if evaluations_due(cfg, resumed_step(resume)):
         evaluator = Evaluator(cfg, images)

@@ -30,6 +30,7 @@ from keras_ganime import config as config_lib
 from keras_ganime import families
 from keras_ganime.config import Config
 from keras_ganime.engines import checkpoints, common
+from keras_ganime.engines.common import GRID_COLUMNS
 from keras_ganime.engines.protocol import Engine
 from keras_ganime.evaluation.scorer import Evaluator
 from keras_ganime.families.base import Phase
@@ -311,7 +312,7 @@ class Loop:
                     engine.export(run.milestones / f"{step:07d}{engine.export_suffix}")
                 if step % out.sample_every == 0 or step == cfg.train.steps or milestone:
                     viz.save_grid(engine.generate(fixed), run.path / "samples" / f"{step:07d}.png",
-                                  8)
+                                  GRID_COLUMNS)
                     for name, images in engine.pictures(reals).items():  # of reals.png's faces
                         (run.path / name).mkdir(exist_ok=True)
                         viz.save_grid(images, run.path / name / f"{step:07d}.png", 8)
