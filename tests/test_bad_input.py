@@ -340,8 +340,9 @@ CASES = [
          lambda root: h5_file(root / "in" / "faces.h5"),
          'train --data in/faces.h5 --set train.batch_size=8 --set model.condition="hair"',
          "error: in/faces.h5: has no 'hair' labels for model.condition (its attributes: none); "
-         "prepare it with labels (python -m keras_ganime.data prepare DIR OUT --labels "
-         "tags.csv|folders)", "in/faces.h5: has no 'hair' labels", "prepare it with labels"),
+         "name one it has, or prepare the data with labels (python -m keras_ganime.data "
+         "prepare DIR OUT --labels tags.csv|folders)", "in/faces.h5: has no 'hair' labels",
+         "prepare the data with labels"),
 
     Case("run-another-programs-folder", "run", "another program's folder as a run",
          lambda root: (write(root / "in" / "photos" / "holiday.jpg", b"\xff\xd8\xff"),

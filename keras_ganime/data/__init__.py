@@ -218,8 +218,9 @@ def read_labels_of(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray,
     if missing := [n for n in names if n not in attributes]:
         has = ", ".join(attributes) or "none"
         raise DataError(f"{path}: has no {missing[0]!r} labels for model.condition (its "
-                        f"attributes: {has}); prepare it with labels (python -m "
-                        f"keras_ganime.data prepare DIR OUT --labels tags.csv|folders)")
+                        f"attributes: {has}); name one it has, or prepare the data with labels "
+                        f"(python -m keras_ganime.data prepare DIR OUT --labels "
+                        f"tags.csv|folders)")
     table = np.stack([attributes[n][0] for n in names], 1).astype(np.int32)
     for j, name in enumerate(names):
         if (unlabelled := int((table[:, j] < 0).sum())):
