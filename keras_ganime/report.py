@@ -239,6 +239,12 @@ def experiment_html(name: str, runs: list[Run], out: Path, wanted: list[int] | N
             parts.append(f'<figure><img class="grid" src="{grid}" alt="step {s}">'
                          f"<figcaption>mini-batch {s:,}</figcaption></figure>")
         parts.append("</div>")
+        confusion = next((s["confusion"] for s in reversed(run.scores) if "confusion" in s),
+                         None)
+        if confusion:  # a conditional run's latest evaluation, by the encoder's heads
+            png = f"{run.path.name}-confusion.png"
+            viz.confusion_plot(confusion, out / png, f"{label}: what was asked, what was read")
+            parts.append(f'<img class="plot" src="{png}" alt="confusion of {label}">')
     names = [n for n in (*TABLE_METRICS, "dup_anime", "checkerboard")
              if any(n in s for r in runs for s in r.scores)]
     if names:

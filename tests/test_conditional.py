@@ -189,3 +189,26 @@ def test_a_conditional_runs_sample_grids_show_a_row_per_value_of_its_first_attri
     rows = grid.reshape(3, common.GRID_COLUMNS, 8)
     assert np.all(rows[:, :, :6] == rows[:1, :, :6]) and np.all(rows[:, :, 7] == rows[:1, :, 7])
     assert rows[:, :, 6].tolist() == [[v] * common.GRID_COLUMNS for v in range(3)]
+
+
+def test_evaluate_reads_the_colours_asked_for_and_the_report_shows_their_confusion(run, tmp_path):
+    """evaluate's cond_acc for each attribute the encoder reads (hair; eyes here has values it
+    does not know: brown only), its ceiling, and a confusion matrix of as many faces as asked
+    (48 samples over the 3 values of the largest attribute: 16 per value); the report draws
+    it."""
+    from keras_ganime import evaluate, report
+    from keras_ganime.evaluation import conditional
+
+    (result,) = evaluate.evaluate_run(run, False, ["fid_anime"], "", 48, progress=False)
+    assert 0 <= result["cond_acc_hair"] <= 1
+    assert result["ceiling_hair"] == conditional.ceiling()["hair"]
+    hair = result["confusion"]["hair"]
+    counts = np.array(hair["asked_by_read"])
+    asked = [hair["colours"].index(c) for c in VOCABULARY["hair"]]
+    assert counts.sum() == 48 // 3 * 3 and set(np.flatnonzero(counts.sum(axis=1))) == set(asked)
+    assert np.isclose(np.trace(counts) / counts.sum(), result["cond_acc_hair"], atol=1e-4)
+    eyes = result["confusion"]["eyes"]  # grey is no colour of the encoder's: left out
+    assert np.array(eyes["asked_by_read"]).sum() == 16
+    page, _ = report.build(run.parent, tmp_path / "report")
+    assert f"{run.name}-confusion.png" in page.read_text()
+    assert Image.open(tmp_path / "report" / f"{run.name}-confusion.png").size[0] > 500

@@ -101,6 +101,28 @@ def metric_plot(series: dict[str, list[dict[str, float]]], names: list[str], pat
     _save(fig, path)
 
 
+def confusion_plot(confusion: dict[str, dict[str, Any]], path: Path, title: str = "") -> None:
+    """A conditional run's confusion matrices (evaluate's "confusion": attribute -> colours and
+    asked_by_read), one panel each: rows the value asked for, columns the value read, each row
+    as shares of its faces."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(confusion), figsize=(5 * len(confusion), 4.6), dpi=100,
+                             squeeze=False)
+    for ax, (name, read) in zip(axes[0], confusion.items(), strict=True):
+        counts = np.asarray(read["asked_by_read"], np.float64)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        ticks = range(len(read["colours"]))
+        ax.set_xticks(ticks, read["colours"], rotation=90, fontsize="small")
+        ax.set_yticks(ticks, read["colours"], fontsize="small")
+        ax.set_xlabel(f"{name} read by the encoder")
+        ax.set_ylabel(f"{name} asked for")
+        diagonal = np.trace(counts) / max(counts.sum(), 1)
+        ax.set_title(f"{name}: {diagonal:.0%} read as asked")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
 def grids_and_curves(grids: dict[str, np.ndarray], curves: dict[str, list[tuple[int, float]]],
                      ylabel: str, path: Path) -> None:
     """Image grids side by side, each under its title, above one panel of curves against
