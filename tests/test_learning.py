@@ -61,9 +61,10 @@ control 0.15 above it. Where each runs, and why (measured as above, 2026-12-07):
 seed004 is seed002 at another batch size and length, the same run at batch 16
 (tests/test_dcgan_presets.py checks that). The reference and the presets but one are behind the
 `long` marker (make test-long, which CI runs); seed001 is in the default run. The reference's
-and BEGAN's are marked `jax` as well: make test-jax runs them on Keras's JAX backend
-(engines/jax.py), with the same margin. StyleGAN's plain test is marked `jax` alone, and on
-TensorFlow StyleGAN learns in the augmented test (as does the reference, beside its plain one).
+is marked `jax` as well: make test-jax runs it on Keras's JAX backend (engines/jax.py), with the
+same margin. BEGAN's and StyleGAN's plain tests are marked `jax` alone (their TensorFlow step
+equals JAX's on the same inputs, tests/test_jax.py), and on TensorFlow StyleGAN learns in the
+augmented test (as does the reference, beside its plain one).
 """
 
 import json
@@ -255,7 +256,10 @@ def test_each_preset_learns_and_its_frozen_g_does_not(experiment):
 BEGAN_STEPS = 1000
 
 
-@pytest.mark.long
+# On JAX alone, as StyleGAN's plain test: TensorFlow's BEGAN step equals JAX's on the same
+# weights and inputs (tests/test_jax.py, the "began" case: two steps, values within 1e-5), and
+# trains on TensorFlow in tests/test_began.py and on two replicas (tests/test_distribute.py);
+# its 1,000 steps here were CI's longest TensorFlow test (286 s on 2026-12-07).
 @pytest.mark.jax
 def test_began_learns_fine_detail_and_its_frozen_g_does_not():
     """BEGAN at n = 32 (began64's settings otherwise), scored at the finest level of SWD: in its
