@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from keras_ganime import config as config_lib
 from keras_ganime import errors
-from keras_ganime.data import image_set, run_images
+from keras_ganime.data import image_set, run_images, run_labels
 from keras_ganime.engines import checkpoints as ckpts
 from keras_ganime.evaluation import conditional
 from keras_ganime.evaluation.scorer import (
@@ -83,6 +83,9 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
     found = checkpoints(run, all_checkpoints)
     evaluator = Evaluator(cfg, run_images(cfg.data, cfg.model.image_size))
     family = sampling.build(cfg)
+    if family.condition is not None:  # its fakes asked for the data's mix of labels, as in training
+        family.condition.table = run_labels(cfg.data, cfg.model.image_size,
+                                            cfg.model.conditions())[0]
     results = []
     for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):
         try:

@@ -326,7 +326,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            f"{ROWS} latents in every row")
     p.add_argument("--condition", metavar="A=V,...",
                    help='a conditional run: the attributes\' values asked for, such as '
-                        '"hair=blue,eyes=red" (the others drawn at random)')
+                        '"hair=blue,eyes=red" (the others drawn at random, each value alike)')
+    p.add_argument("--labels-from", metavar="FILE",
+                   help="a conditional run: each image's labels a row of this prepared file's, "
+                        "at random (its faces' mix of values, as to compare with them)")
     mode.add_argument("--truncation-strip", action="store_true",
                       help=f"StyleGAN: {ROWS} rows of faces, a column per psi in {strip} "
                            "(the GAN Versus report's Fig. 8)")
@@ -386,9 +389,10 @@ def check_condition(args: argparse.Namespace, cfg: Config) -> dict[str, int]:
     """--condition's and --grid-by's attributes in a conditional run: {attribute column:
     value index} of --condition; one line for an unknown attribute or value, listing those
     there are, or for a run that is not conditional."""
-    if args.condition is None and args.grid_by is None:
+    if args.condition is None and args.grid_by is None and args.labels_from is None:
         return {}
-    option = "--condition" if args.condition is not None else "--grid-by"
+    option = next(f"--{name.replace('_', '-')}" for name in ("condition", "grid_by", "labels_from")
+                  if getattr(args, name) is not None)
     vocabulary = cfg.model.vocabulary()
     if not vocabulary:
         raise GenerateError(f"{option}: this run's generator is not conditional "
@@ -405,6 +409,30 @@ def check_condition(args: argparse.Namespace, cfg: Config) -> dict[str, int]:
                             f"out of --condition")
     names = list(vocabulary)
     return {names.index(name): value for name, value in chosen.items()}
+
+
+def labels_from(args: argparse.Namespace, cfg: Config) -> np.ndarray | None:
+    """--labels-from's rows for the --n images: each a row of the file's label table drawn at
+    random from --seed; one line for a file without the run's attributes or values."""
+    if args.labels_from is None:
+        return None
+    from keras_ganime.data import DataError, read_labels_of
+
+    if any(getattr(args, mode) not in (None, False) for mode in MODES):
+        raise GenerateError("--labels-from goes with plain sampling (--n), not with a grid")
+    vocabulary = cfg.model.vocabulary()
+    try:
+        table, values = read_labels_of(args.labels_from, list(vocabulary))
+    except DataError as e:
+        raise GenerateError(f"--labels-from: {e}") from None
+    if values != vocabulary:
+        raise GenerateError(f"--labels-from: {args.labels_from}: its values of "
+                            f"{', '.join(vocabulary)} are not this run's (model.condition_values)")
+    return table[np.random.default_rng(args.seed).integers(0, len(table), args.n)]
+
+
+# generate's modes other than plain sampling: each writes a grid of its own.
+MODES = ("grid_by", "interpolate", "walk", "manipulate", "truncation_strip", "style_mix")
 
 
 def with_labels(z: np.ndarray, cfg: Config, labels: dict[int, int]) -> np.ndarray:
@@ -459,6 +487,7 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
 
     cfg = family.cfg
     labels = check_condition(args, cfg)
+    rows = labels_from(args, cfg)
 
     def draw(n: int) -> np.ndarray:
         return np.concatenate([block(family, args.seed, i)[:n - i * CHUNK]
@@ -502,9 +531,14 @@ def generate(args: argparse.Namespace, family: Family, model: keras.Model, out: 
         scales = ", ".join(f"{s:.2f}" for s in walk_scales(args.steps))
         return [write_grid(images(z), out / f"walk_{args.walk}.png", args.steps),
                 f"  columns: z[{args.walk}] times {scales}"]
-    return write_samples(
-        lambda start, stop: images(block(family, args.seed, start // CHUNK)[:stop - start]),
-        args.n, out)
+    def chunk(start: int, stop: int) -> np.ndarray:
+        z = block(family, args.seed, start // CHUNK)[:stop - start]
+        if rows is not None:
+            z = z.copy()
+            z[:, cfg.model.latent_dim:] = rows[start:stop]
+        return images(z)
+
+    return write_samples(chunk, args.n, out)
 
 
 def block(family: Family, seed: int, i: int) -> np.ndarray:

@@ -212,3 +212,30 @@ def test_evaluate_reads_the_colours_asked_for_and_the_report_shows_their_confusi
     page, _ = report.build(run.parent, tmp_path / "report")
     assert f"{run.name}-confusion.png" in page.read_text()
     assert Image.open(tmp_path / "report" / f"{run.name}-confusion.png").size[0] > 500
+
+
+def test_generate_takes_its_labels_from_a_files_rows(run, tmp_path, capsys):
+    """--labels-from: each face's labels a row of the file's, so that faces asked for with the
+    run's own data's rows are the faces of --condition for each row's values; a file whose
+    values differ, or with a grid, is one line."""
+    data = run.parent.parent / "faces.h5"
+    generate.main([str(run), "--labels-from", str(data), "--n", "6", "--out", str(tmp_path / "a")])
+    faces = faces_of(tmp_path / "a")
+    rows = read_labels_of(data, ["hair", "eyes"])[0][np.random.default_rng(0).integers(0, 40, 6)]
+    for i in (0, 5):  # face i is the i-th of --condition's faces for its row's values
+        hair, eyes = (VOCABULARY[k][v] for k, v in zip(VOCABULARY, rows[i]))
+        out = tmp_path / f"c{i}"
+        generate.main([str(run), "--condition", f"hair={hair},eyes={eyes}", "--n", "6",
+                       "--out", str(out)])
+        np.testing.assert_array_equal(faces_of(out)[i], faces[i])
+    other = tmp_path / "other.h5"
+    write_h5(other, np.zeros((4, 16, 16, 3), np.uint8), np.zeros(4), [], ["x"] * 4,
+             {"hair": (np.zeros(4, int), ("red",)), "eyes": (np.zeros(4, int), ("grey",))})
+    capsys.readouterr()
+    assert generate.main([str(run), "--labels-from", str(other), "--out", str(tmp_path / "b")]) == 2
+    assert generate.main([str(run), "--labels-from", str(data), "--grid-by", "hair"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        (f"error: --labels-from: {other}: its values of hair, eyes are not this run's "
+        f"(model.condition_values)"),
+        "error: --labels-from goes with plain sampling (--n), not with a grid"]
+    assert not (tmp_path / "b").exists()
