@@ -386,9 +386,9 @@ def check_family_options(args: argparse.Namespace, cfg: Config) -> None:
 
 
 def check_condition(args: argparse.Namespace, cfg: Config) -> dict[str, int]:
-    """--condition's and --grid-by's attributes in a conditional run: {attribute column:
-    value index} of --condition; one line for an unknown attribute or value, listing those
-    there are, or for a run that is not conditional."""
+    """--condition's, --grid-by's and --labels-from's run must be conditional; returns
+    --condition's {attribute column: value index}; one line for an unknown attribute or value,
+    listing those there are, or for a run that is not conditional."""
     if args.condition is None and args.grid_by is None and args.labels_from is None:
         return {}
     option = next(f"--{name.replace('_', '-')}" for name in ("condition", "grid_by", "labels_from")
@@ -418,7 +418,9 @@ def labels_from(args: argparse.Namespace, cfg: Config) -> np.ndarray | None:
         return None
     from keras_ganime.data import DataError, read_labels_of
 
-    if any(getattr(args, mode) not in (None, False) for mode in MODES):
+    # `is not`: --walk 0 is a mode too, though 0 == False.
+    if any(getattr(args, mode) is not None and getattr(args, mode) is not False
+           for mode in MODES):
         raise GenerateError("--labels-from goes with plain sampling (--n), not with a grid")
     vocabulary = cfg.model.vocabulary()
     try:
