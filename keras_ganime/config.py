@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import tomllib
 from collections.abc import Sequence
@@ -155,9 +156,11 @@ class Config:
             raise ConfigError(f"model.condition names an attribute twice: "
                               f"{self.model.condition!r}", "model.condition")
         try:
-            vocabulary = self.model.vocabulary()
-            ok = all(isinstance(v, tuple) and v and all(isinstance(x, str) for x in v)
-                     for v in vocabulary.values())
+            raw = json.loads(self.model.condition_values or "{}")
+            ok = isinstance(raw, dict) and all(
+                isinstance(v, list) and v and all(isinstance(x, str) for x in v)
+                and len(set(v)) == len(v) for v in raw.values())
+            vocabulary = self.model.vocabulary() if ok else {}
         except (ValueError, AttributeError, TypeError):
             ok = False
         if not ok or (vocabulary and tuple(vocabulary) != names):

@@ -30,6 +30,7 @@ from keras_ganime import errors
 from keras_ganime.data import image_set, run_images, run_labels
 from keras_ganime.engines import checkpoints as ckpts
 from keras_ganime.evaluation import conditional
+from keras_ganime.evaluation.features import anime_colours
 from keras_ganime.evaluation.scorer import (
     LATENT_SEED,
     SEED,
@@ -83,9 +84,11 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
     found = checkpoints(run, all_checkpoints)
     evaluator = Evaluator(cfg, run_images(cfg.data, cfg.model.image_size))
     family = sampling.build(cfg)
+    heads = None
     if family.condition is not None:  # its fakes asked for the data's mix of labels, as in training
         family.condition.table = run_labels(cfg.data, cfg.model.image_size,
                                             cfg.model.conditions())[0]
+        heads = anime_colours()
     results = []
     for step, path in tqdm(found, desc=f"evaluate {run.name}", unit="ckpt", disable=not progress):
         try:
@@ -94,8 +97,8 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
             raise EvalError(str(e)) from None
         start = time.perf_counter()
         values = evaluator(family)
-        if cfg.model.conditions():
-            values.update(conditional_scores(family, cfg))
+        if family.condition is not None:
+            values.update(conditional_scores(family, cfg, heads))
         result = {"step": step, **values, "samples": cfg.eval.samples,
                   "seconds": round(time.perf_counter() - start, 2)}
         out = run / "eval" / f"{step:07d}"
@@ -105,13 +108,11 @@ def evaluate_run(run: Path, all_checkpoints: bool, names: Sequence[str] | None,
     return results
 
 
-def conditional_scores(family: Family, cfg: Config) -> dict[str, Any]:
+def conditional_scores(family: Family, cfg: Config, heads: Any) -> dict[str, Any]:
     """A conditional run's cond_acc_A for each attribute the anime encoder reads (hair, eyes),
-    over eval.samples faces shared equally by A's values, beside the encoder's own accuracy on
-    held-out real faces (ceiling_A); the confusion matrices under "confusion"."""
-    sizes = [len(v) for v in cfg.model.vocabulary().values()]
-    found = conditional.accuracy(family, cfg.train.seed + LATENT_SEED,
-                                 max(1, cfg.eval.samples // max(sizes)))
+    over eval.samples faces shared equally by the values of A it knows, beside the encoder's own
+    accuracy on held-out real faces (ceiling_A); the confusion matrices under "confusion"."""
+    found = conditional.accuracy(family, cfg.train.seed + LATENT_SEED, cfg.eval.samples, heads)
     ceiling = conditional.ceiling()
     scores: dict[str, Any] = {}
     for head, read in found.items():

@@ -185,6 +185,11 @@ def open_source(source: Source) -> tuple[Family, keras.Model]:
         sampling.restore(family, sampling.latest_checkpoint(source.path))
         model = family.sampler()
     elif family.condition is not None:  # an export takes (z, labels): packed latents here
+        wanted = [tuple(t.shape) for t in family.generator.inputs]
+        if [tuple(t.shape) for t in model.inputs] != wanted:
+            raise GenerateError(f"{source.path}: not a generator of this run: its inputs are "
+                                f"{[tuple(t.shape) for t in model.inputs]}, not (z, labels) "
+                                f"{wanted}")
         model = family.condition.sampler(model, cfg.model.latent_dim)
     expected = tuple(family.sampler().input_shape)
     if tuple(model.input_shape) != expected:
@@ -583,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         if source.config is None:  # a bare .keras file: its family is known only now
             check_family_options(args, family.cfg)
             check_condition(args, family.cfg)
-        if family.spec.capabilities and (args.truncation is not None or args.noise):
+        if {"truncation", "noise"} & family.spec.capabilities and (
+                args.truncation is not None or args.noise):
             model = sampler(family, args)
         check_walk(args.walk, family.cfg.model.latent_dim)
         written = generate(args, family, model, out)

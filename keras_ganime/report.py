@@ -73,10 +73,13 @@ def read_run(path: Path) -> Run:
     except (ConfigError, json.JSONDecodeError, OSError) as e:
         raise ReportError(str(e).splitlines()[0]) from None
     scores = read_csv(path / "metrics.csv")
-    logged = {r["step"] for r in scores}
+    logged = {r["step"]: r for r in scores}
     for file in sorted(path.glob("eval/*/metrics.json")):
         row = json.loads(file.read_text())
-        if row["step"] not in logged:
+        if row["step"] in logged:  # what evaluate adds to a step training scored (cond_acc)
+            logged[row["step"]].update({k: v for k, v in row.items()
+                                        if k not in logged[row["step"]]})
+        else:
             scores.append(row)
     scores.sort(key=lambda r: r["step"])
     samples = {int(p.stem): p for p in (path / "samples").glob("*.png") if p.stem.isdigit()}

@@ -103,6 +103,10 @@ def test_the_settings_and_a_condition_string_are_checked():
          "does not list the values of hair"),
         (['model.condition="hair"', "model.condition_values='not json'"],
          "does not list the values of hair"),
+        (['model.condition="hair"', """model.condition_values='{"hair": "red"}'"""],
+         "does not list the values of hair"),
+        (['model.condition="hair"', """model.condition_values='{"hair": ["red", "red"]}'"""],
+         "does not list the values of hair"),
     ]:
         with pytest.raises(ConfigError, match=message):
             config_lib.load(None, extra)
@@ -192,10 +196,9 @@ def test_a_conditional_runs_sample_grids_show_a_row_per_value_of_its_first_attri
 
 
 def test_evaluate_reads_the_colours_asked_for_and_the_report_shows_their_confusion(run, tmp_path):
-    """evaluate's cond_acc for each attribute the encoder reads (hair; eyes here has values it
-    does not know: brown only), its ceiling, and a confusion matrix of as many faces as asked
-    (48 samples over the 3 values of the largest attribute: 16 per value); the report draws
-    it."""
+    """evaluate's cond_acc for each attribute the encoder reads (hair; of eyes it knows brown
+    alone, not grey), its ceiling, and a confusion matrix of as many faces as asked (48 samples
+    per attribute: 16 per hair colour, 48 brown-eyed); the report draws it."""
     from keras_ganime import evaluate, report
     from keras_ganime.evaluation import conditional
 
@@ -208,7 +211,8 @@ def test_evaluate_reads_the_colours_asked_for_and_the_report_shows_their_confusi
     assert counts.sum() == 48 // 3 * 3 and set(np.flatnonzero(counts.sum(axis=1))) == set(asked)
     assert np.isclose(np.trace(counts) / counts.sum(), result["cond_acc_hair"], atol=1e-4)
     eyes = result["confusion"]["eyes"]  # grey is no colour of the encoder's: left out
-    assert np.array(eyes["asked_by_read"]).sum() == 16
+    eyes_counts = np.array(eyes["asked_by_read"])
+    assert eyes_counts.sum() == 48 == eyes_counts[eyes["colours"].index("brown")].sum()
     page, _ = report.build(run.parent, tmp_path / "report")
     assert f"{run.name}-confusion.png" in page.read_text()
     assert Image.open(tmp_path / "report" / f"{run.name}-confusion.png").size[0] > 500
@@ -239,3 +243,17 @@ def test_generate_takes_its_labels_from_a_files_rows(run, tmp_path, capsys):
         f"(model.condition_values)"),
         "error: --labels-from goes with plain sampling (--n), not with a grid"]
     assert not (tmp_path / "b").exists()
+
+
+def test_a_run_whose_data_has_other_values_than_its_settings_is_one_line(tmp_path):
+    from keras_ganime.training.fit import conditional_labels
+
+    data = labelled(tmp_path / "faces.h5")
+    values = """model.condition_values='{"hair": ["red", "blue", "teal"]}'"""
+    cfg = config_lib.load(None, ['model.condition="hair"', values, f'data.path="{data}"'])
+    with pytest.raises(DataError, match="its labels' values are not model.condition_values; "
+                                        "leave that setting empty for a new run"):
+        conditional_labels(cfg)
+    cfg = config_lib.load(None, ['model.condition="hair"', f'data.path="{data}"'])
+    assert conditional_labels(cfg).tolist() == [[i % 3] for i in range(40)]
+    assert cfg.model.vocabulary() == {"hair": VOCABULARY["hair"]}

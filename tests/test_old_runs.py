@@ -42,7 +42,9 @@ def test_an_old_config_loads_as_the_dcgan_with_its_values():
         "train.l2",
         # Augmentation, off by default.
         "augment.policy", "augment.p", "augment.adaptive", "augment.target", "augment.interval",
-        "augment.speed_images"}
+        "augment.speed_images",
+        # Conditional generation, off by default.
+        "model.condition", "model.condition_values"}
 
 
 def test_todays_checkpoint_has_the_old_variables(tmp_path):

@@ -213,6 +213,8 @@ def read_labels_of(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray,
         with h5py.File(path, "r") as f:
             check_version(path, f)
             attributes = _attributes(f)
+    except DataError:
+        raise
     except (OSError, KeyError, AttributeError, ValueError) as e:
         raise DataError(f"{path}: not a keras_ganime HDF5 file ({e}); {MAKE_H5}") from None
     if missing := [n for n in names if n not in attributes]:

@@ -137,13 +137,14 @@ def build_family(cfg: Config, build: Build | None = None, labels: np.ndarray | N
 
 
 GRID_COLUMNS = 8  # of the training's sample grids
+GRID_ROWS = 16  # at most, of a conditional run's grid: hair's 12 colours, not 176 characters
 
 
 def grid_latents(family: Family, rng: Any, n: int) -> Any:
     """The latents of every sample grid of a run: n of them, or for a conditional run a row of
-    GRID_COLUMNS per value of its first attribute."""
+    GRID_COLUMNS per value of its first attribute, where it has at most GRID_ROWS values."""
     z = family.latents(rng, n)
-    if family.condition is None:
+    if family.condition is None or family.condition.sizes[0] > GRID_ROWS:
         return z
     return family.condition.by_rows(z, family.cfg.model.latent_dim, GRID_COLUMNS)
 

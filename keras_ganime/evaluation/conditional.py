@@ -23,15 +23,14 @@ def ceiling() -> dict[str, float]:
     return {name: held_out[name] for name in ("hair", "eyes")}
 
 
-def accuracy(family: Family, seed: int, per_value: int,
-             heads: tuple[Any, dict[str, tuple[str, ...]]] | None = None,
-             shuffled: bool = False) -> dict[str, dict[str, Any]]:
-    """For each conditioned attribute the encoder has a head for: `per_value` faces asked for
-    each of its values (the other attributes as the family draws them), read by the head.
-    Returns {attribute: {"cond_acc": the share read as asked, "colours": the head's colours,
-    "asked_by_read": the confusion matrix, rows asked, columns read}}. A value the head does not
-    know is left out. `shuffled`: the labels asked for are shuffled against the faces after
-    rendering, the control that a generator ignoring its labels scores.
+def accuracy(family: Family, seed: int, samples: int,
+             heads: tuple[Any, dict[str, tuple[str, ...]]] | None = None
+             ) -> dict[str, dict[str, Any]]:
+    """For each conditioned attribute the encoder has a head for: `samples` faces shared
+    equally by the values it knows (the other attributes as the family draws them), read by the
+    head. Returns {attribute: {"cond_acc": the share read as asked, "colours": the head's
+    colours, "asked_by_read": the confusion matrix, rows asked, columns read}}. A value the head
+    does not know is left out, and an attribute with none it knows.
     """
     from keras_ganime.engines import latents
     from keras_ganime.images.convert import render
@@ -46,14 +45,16 @@ def accuracy(family: Family, seed: int, per_value: int,
         if head in vocabulary:
             asked = [(v, known.index(name)) for v, name in enumerate(vocabulary[head])
                      if name in known]
+            if not asked:
+                offset += len(known)
+                continue
+            per_value = max(1, samples // len(asked))
             n = per_value * len(asked)
             z = np.array(latents(family, seed, n)).reshape(n, -1)
             z[:, column[head]] = np.repeat([v for v, _ in asked], per_value)
             images = render(sampler, z.reshape(n, *sampler.input_shape[1:]))
             read = extract(images)[:, offset:offset + len(known)].argmax(axis=1)
             wanted = np.repeat([k for _, k in asked], per_value)
-            if shuffled:
-                wanted = np.random.default_rng(seed).permutation(wanted)
             confusion = np.zeros((len(known), len(known)), np.int64)
             np.add.at(confusion, (wanted, read), 1)
             out[head] = {"cond_acc": round(float(np.mean(read == wanted)), 4),

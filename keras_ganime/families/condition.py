@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, ops
 
 from keras_ganime.families.base import Tensor
-from keras_ganime.settings import ModelConfig
+from keras_ganime.settings import ConfigError, ModelConfig
 
 LABELS = "labels"  # the reals' labels: the engine gathers them with the real batch
 FAKE_LABELS = "fake_labels"  # the fakes', drawn by `Condition.draw`
@@ -33,6 +33,10 @@ class Condition:
 
     def __init__(self, model: ModelConfig) -> None:
         self.vocabulary = model.vocabulary()
+        if not self.vocabulary:
+            raise ConfigError("model.condition_values is empty: a conditional run's networks "
+                              "need its data's values, which python -m keras_ganime.train "
+                              "fills in", "model.condition_values")
         self.names = tuple(self.vocabulary)
         self.sizes = tuple(len(v) for v in self.vocabulary.values())
         self.table: np.ndarray | None = None  # (N, attributes) int32, the data's rows

@@ -163,8 +163,9 @@ def build_discriminator(cfg: DCGANModel, dtype: str = "float32", sync_bn: bool =
         if i > 0 or cfg.d_first_bn:
             x = _bn(cfg, dtype, sync_bn, fused_bn)(x)
         x = _lrelu(x, cfg, dtype)
-    out = {"activation": None if logits or condition else "sigmoid", "dtype": "float32"}
-    features = layers.Flatten(dtype="float32")(x) if condition else None
+    conditional = condition is not None
+    out = {"activation": None if logits or conditional else "sigmoid", "dtype": "float32"}
+    features = layers.Flatten(dtype="float32")(x) if conditional else None
     if cfg.d_head == "conv":
         x = layers.Conv2D(1, STEM_SIZE, padding="valid", kernel_initializer=initializer(conv_init),
                           use_bias=cfg.use_bias, **out)(x)
@@ -265,6 +266,7 @@ class Family(base.Family):
         self.loss = LOSS_FORMS[cfg.train.loss]
         self.logits = cfg.train.loss == "logits"
         self.condition = Condition(cfg.model) if cfg.model.conditions() else None
+        self._packed: keras.Model | None = None  # the conditional sampler, once made
         self.generator = build_generator(*args, condition=self.condition)
         self.discriminator = build_discriminator(*args, logits=self.logits,
                                                  condition=self.condition)
@@ -322,7 +324,7 @@ class Family(base.Family):
         if self.cfg.train.g_input == "fresh_z":
             draws["g_z"] = self.noise(rng, n)
         draws.update(self.augmenter.draw(rng, n, ("d_real", "d_fake", "g")))
-        if self.condition:  # G's labels; the reals' come with the real batch (LABELS)
+        if self.condition is not None:  # G's labels; the reals' come with the real batch
             draws[FAKE_LABELS] = self.condition.draw(rng, n)
         return Draws(draws)
 
@@ -466,7 +468,9 @@ class Family(base.Family):
     def sampler(self) -> keras.Model:
         if self.condition is None:
             return self.generator
-        return self.condition.sampler(self.generator, self.cfg.model.latent_dim)
+        if self._packed is None:  # made once: on JAX each new model compiles again
+            self._packed = self.condition.sampler(self.generator, self.cfg.model.latent_dim)
+        return self._packed
 
     def sampler_objects(self) -> dict[str, Any]:
         return {"generator": self.generator}

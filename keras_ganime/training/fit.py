@@ -50,8 +50,9 @@ def conditional_labels(cfg: Config) -> np.ndarray | None:
     recorded = cfg.model.vocabulary()
     if recorded and recorded != vocabulary:
         raise DataError(f"{dataset_path(cfg.data.path, cfg.data.resolved_path) or 'the data'}: "
-                        f"its labels' values are not the ones the run was made with "
-                        f"(model.condition_values); train on the data it was made with")
+                        f"its labels' values are not model.condition_values; leave that setting "
+                        f"empty for a new run (the run fills it from its data), or resume on the "
+                        f"data the run was made with")
     config_lib.set_value(cfg, "model.condition_values", json.dumps(vocabulary))
     return table
 
